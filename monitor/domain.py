@@ -88,3 +88,21 @@ class Match:
             "score": round(self.score, 4),
             "evidence": list(self.evidence),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHit:
+    """A stored hit with what a message needs to show it."""
+
+    hit_id: int
+    item_id: int
+    watchlist: str
+    score: float
+    evidence: list[dict[str, Any]]
+    title: str
+    link: str | None
+    summary: str
+    published_at: datetime | None
+    feed_name: str | None
+    feed_url: str
+    created_at: datetime

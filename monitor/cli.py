@@ -1,0 +1,421 @@
+"""The ``monitor`` command line (Typer). Thin: parse arguments, call pipeline/store, print.
+
+Other tools drive these commands: output formats and exit codes are a contract
+(docs/architecture.md). Exit 0 when the cycle ran, even if single feeds or
+deliveries failed (they are reported); 2 for a bad config or watchlist; 1 when
+the cycle itself could not run (database unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from monitor import store
+from monitor.config import Settings, load_settings
+from monitor.db import current_revision, head_revision, make_engine, redact_url, session_scope, upgrade
+from monitor.domain import Document
+from monitor.errors import ConfigError, DatabaseError, MonitorError, WatchlistError
+from monitor.logs import setup_logging
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Watch news feeds; alert on watchlist hits.")
+feeds_app = typer.Typer(no_args_is_help=True, help="Feeds and their poll state.")
+watchlists_app = typer.Typer(no_args_is_help=True, help="Check and try watchlists.")
+deliveries_app = typer.Typer(no_args_is_help=True, help="The outbox: sent, pending and dead deliveries.")
+db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+app.add_typer(feeds_app, name="feeds")
+app.add_typer(watchlists_app, name="watchlists")
+app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(db_app, name="db")
+
+_state: dict[str, Any] = {}
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"monitor: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(_state.get("config"))
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+@app.callback()
+def _main(
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="MONITOR_CONFIG",
+                                                  help="Config file (default ./monitor.yaml).")] = None,
+    log_level: Annotated[str | None, typer.Option(envvar="MONITOR_LOG_LEVEL",
+                                                   help="DEBUG, INFO, WARNING, ERROR.")] = None,
+) -> None:
+    """monitor: feeds in, explained watchlist hits out by email and webhook.
+
+    MONITOR_DATABASE_URL overrides database_url; any other key can be set as MONITOR_<KEY>.
+    """
+    _state["config"] = config
+    _state["log_level"] = log_level
+
+
+def _open(*, now: datetime, daemon: bool = False) -> Any:
+    from monitor.pipeline import open_context
+
+    setup_logging(_state.get("log_level") or ("INFO" if daemon else "WARNING"))
+    settings = _settings()
+    try:
+        return open_context(settings, now=now)
+    except DatabaseError as exc:
+        _fail(str(exc), 1)
+    except MonitorError as exc:
+        _fail(str(exc), 2)
+
+
+def _hits_line(hits: dict[str, int]) -> str:
+    if not hits:
+        return "no hits"
+    return ", ".join(f"{name} {count}" for name, count in sorted(hits.items()))
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="One poll cycle, then exit.")] = False,
+    all_feeds: Annotated[bool, typer.Option("--all", help="Poll every active feed, due or not.")] = False,
+) -> None:
+    """Fetch due feeds, store new items, match them, store hits."""
+    from monitor.pipeline import poll_cycle, utcnow
+
+    if not once:
+        _fail("use 'monitor poll --once' for one cycle, or 'monitor run' for the daemon", 2)
+    ctx = _open(now=utcnow())
+    summary = poll_cycle(ctx, now=utcnow(), all_feeds=all_feeds)
+    typer.echo(f"polled {summary.feeds_polled} feeds ({summary.feeds_failed} failed, "
+               f"{summary.not_modified} unchanged): {summary.new_items} new items; "
+               f"hits: {_hits_line(summary.hits)}")
+
+
+@app.command()
+def deliver(
+    once: Annotated[bool, typer.Option("--once", help="Plan and send what is due now, then exit.")] = False,
+    flush: Annotated[bool, typer.Option("--flush", help="Treat every digest as due now.")] = False,
+) -> None:
+    """Plan digests that are due and send every delivery whose attempt is due."""
+    from monitor.pipeline import delivery_cycle, utcnow
+
+    if not once:
+        _fail("use 'monitor deliver --once' for one cycle, or 'monitor run' for the daemon", 2)
+    ctx = _open(now=utcnow())
+    summary = delivery_cycle(ctx, now=utcnow(), flush=flush)
+    _print_delivery(summary)
+
+
+def _print_delivery(summary: Any) -> None:
+    if summary.planned == 0 and summary.sent == 0 and summary.failed == 0 and summary.dead == 0:
+        typer.echo("nothing new to deliver: no digest written")
+        return
+    typer.echo(f"deliveries: {summary.planned} planned, {summary.sent} sent, {summary.failed} to retry, "
+               f"{summary.dead} dead")
+    for target in summary.targets:
+        typer.echo(f"  sent: {target}")
+    for error in summary.errors:
+        typer.echo(f"  failed: {error}")
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="One poll cycle (all feeds) and one delivery "
+                                                      "cycle (digests flushed), then exit.")] = False,
+) -> None:
+    """The daemon: poll and deliver on schedule until SIGTERM/SIGINT."""
+    from monitor.pipeline import delivery_cycle, poll_cycle, utcnow
+    from monitor.scheduler import run_daemon
+
+    ctx = _open(now=utcnow(), daemon=not once)
+    if not once:
+        run_daemon(ctx)
+        return
+    polled = poll_cycle(ctx, now=utcnow(), all_feeds=True)
+    typer.echo(f"feeds polled: {polled.feeds_polled} ({polled.feeds_failed} failed, "
+               f"{polled.not_modified} unchanged)")
+    typer.echo(f"new items: {polled.new_items}")
+    typer.echo(f"hits: {_hits_line(polled.hits)}")
+    for error in polled.errors:
+        typer.echo(f"  feed error: {error}")
+    delivered = delivery_cycle(ctx, now=utcnow(), flush=True)
+    if delivered.planned == 0 and delivered.sent == 0:
+        typer.echo("digests written: 0 (nothing new since the last run)")
+    else:
+        typer.echo(f"digests written: {delivered.sent} (planned {delivered.planned}, "
+                   f"{delivered.failed} to retry, {delivered.dead} dead)")
+        for target in delivered.targets:
+            typer.echo(f"  {target}")
+        for error in delivered.errors:
+            typer.echo(f"  delivery error: {error}")
+
+
+def _read_jsonl(path: Path | None) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    stream = sys.stdin if path is None or str(path) == "-" else path.open(encoding="utf-8")
+    try:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, None, f"line {number}: not JSON: {exc.msg}"
+                continue
+            if not isinstance(value, dict):
+                yield number, None, f"line {number}: expected a JSON object"
+                continue
+            yield number, value, None
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+def _parse_published(value: Any) -> datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _load_matcher(folder: Path) -> Any:
+    from monitor.match import Matcher, load_watchlists
+
+    result = load_watchlists(folder)
+    for error in result.errors:
+        typer.echo(f"monitor: watchlist error: {error}", err=True)
+    if not result.watchlists:
+        _fail(f"no valid watchlists in {folder}", 2)
+    return result, Matcher.compile(result)
+
+
+def _watchlists_dir(watchlists: Path | None) -> Path:
+    if watchlists is not None:
+        return watchlists
+    return _settings().watchlists_dir
+
+
+@app.command()
+def match(
+    file: Annotated[Path | None, typer.Argument(help="JSON Lines file (default: standard input).")] = None,
+    watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w",
+                                                     help="Watchlist folder (default: the config's).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Readable evidence instead of JSON.")] = False,
+) -> None:
+    """Match JSON Lines items ({id, title, summary, content?, published?, link?}); no database needed."""
+    from monitor.ingest.normalize import html_to_text
+    from monitor.match import explain as explain_match
+
+    _result, matcher = _load_matcher(_watchlists_dir(watchlists))
+    out = sys.stdout
+    bad = 0
+    for _number, value, error in _read_jsonl(file):
+        if value is None:
+            bad += 1
+            typer.echo(f"monitor: {error}", err=True)
+            continue
+        published = _parse_published(value.get("published"))
+        doc = Document(
+            title=html_to_text(str(value.get("title") or "")),
+            summary=html_to_text(str(value.get("summary") or "")),
+            content=html_to_text(str(value.get("content") or "")),
+            published=published,
+        )
+        matches = matcher.match(doc, on=(published.date() if published else datetime.now(UTC).date()))
+        if explain:
+            out.write(f"{value.get('id')}: {doc.title[:100]}\n")
+            if not matches:
+                out.write("  no match\n")
+            for m in matches:
+                out.write("  " + explain_match(m).replace("\n", "\n  ") + "\n")
+            continue
+        record = {"id": value.get("id"), "matches": [m.to_json() for m in matches]}
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def hits(
+    format: Annotated[str, typer.Option("--format", "-f", help="jsonl or table.")] = "table",
+    watchlist: Annotated[str | None, typer.Option(help="Only this watchlist.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
+) -> None:
+    """Stored hits."""
+    if format not in ("jsonl", "table"):
+        _fail("--format must be jsonl or table", 2)
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_schema(engine)
+    with session_scope(engine) as session:
+        rows = store.list_hits(session, watchlist=watchlist, limit=limit)
+    for hit in rows:
+        if format == "jsonl":
+            typer.echo(json.dumps({
+                "hit_id": hit.hit_id, "item_id": hit.item_id, "watchlist": hit.watchlist, "score": hit.score,
+                "title": hit.title, "link": hit.link,
+                "published": hit.published_at.isoformat() if hit.published_at else None,
+                "feed": hit.feed_name or hit.feed_url, "feed_url": hit.feed_url,
+                "created_at": hit.created_at.isoformat(), "evidence": hit.evidence,
+            }, ensure_ascii=False))
+        else:
+            when = hit.published_at.strftime("%Y-%m-%d %H:%M") if hit.published_at else "—"
+            typer.echo(f"{hit.hit_id:>6}  {hit.watchlist:<18} {hit.score:5.2f}  {when}  {hit.title[:70]}")
+
+
+def _require_schema(engine: Any) -> None:
+    try:
+        revision = current_revision(engine)
+    except DatabaseError as exc:
+        _fail(str(exc), 1)
+    if revision is None:
+        _fail(f"the database {redact_url(engine.url)} has no schema yet; run 'monitor db upgrade' "
+              "or any poll/deliver/run command", 1)
+
+
+@feeds_app.command("list")
+def feeds_list(
+    format: Annotated[str, typer.Option("--format", "-f", help="table or jsonl.")] = "table",
+) -> None:
+    """Feeds with their poll state: status, errors, next poll."""
+    from monitor.pipeline import utcnow
+
+    ctx = _open(now=utcnow())
+    with session_scope(ctx.engine) as session:
+        rows = store.list_feeds(session)
+    for row in rows:
+        record = {
+            "id": row.id, "url": row.url, "name": row.name, "active": row.active,
+            "last_status": row.last_status, "last_error": row.last_error, "error_count": row.error_count,
+            "last_polled_at": row.last_polled_at.isoformat() if row.last_polled_at else None,
+            "next_poll_at": row.next_poll_at.isoformat() if row.next_poll_at else None,
+        }
+        if format == "jsonl":
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            state = "off" if not row.active else ("ERR" if row.error_count else "ok")
+            typer.echo(f"{row.id:>4} {state:<3} {row.last_status or '-':>4} errors={row.error_count} "
+                       f"next={record['next_poll_at'] or '-'}  {row.url}")
+            if row.last_error:
+                typer.echo(f"       last error: {row.last_error}")
+
+
+@watchlists_app.command("validate")
+def watchlists_validate(
+    watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w", help="Watchlist folder.")] = None,
+) -> None:
+    """Check every watchlist file; print each problem with file and line."""
+    from monitor.match import load_watchlists
+
+    folder = _watchlists_dir(watchlists)
+    result = load_watchlists(folder)
+    for error in result.errors:
+        typer.echo(str(error), err=True)
+    typer.echo(f"{len(result.watchlists)} valid watchlists, {len(result.errors)} problems in {folder}")
+    if result.errors:
+        raise typer.Exit(2)
+
+
+@watchlists_app.command("test")
+def watchlists_test(
+    watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w", help="Watchlist folder.")] = None,
+) -> None:
+    """Run the positive and negative examples written in each watchlist."""
+    from monitor.match import run_examples
+
+    result, matcher = _load_matcher(_watchlists_dir(watchlists))
+    failures = run_examples(result, matcher)
+    for failure in failures:
+        typer.echo(f"FAIL {failure}", err=True)
+    typer.echo(f"{len(result.watchlists)} watchlists, {len(failures)} failing examples")
+    if failures or result.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def anniversaries(
+    upcoming: Annotated[str, typer.Option("--upcoming", help="Window, e.g. 90d.")] = "90d",
+    watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w", help="Watchlist folder.")] = None,
+    today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD (default: today).")] = None,
+) -> None:
+    """Round-number anniversaries (5, 10, 15 … years) coming up in the reference calendar."""
+    from monitor.config import parse_duration
+    from monitor.match import load_watchlists
+    from monitor.match.anniversaries import upcoming as upcoming_events
+
+    try:
+        days = max(1, parse_duration(upcoming) // 86400)
+        start = date.fromisoformat(today) if today else datetime.now(UTC).date()
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    result = load_watchlists(_watchlists_dir(watchlists))
+    for error in result.errors:
+        typer.echo(f"monitor: watchlist error: {error}", err=True)
+    for row in upcoming_events(result.calendar, start, days):
+        typer.echo(str(row))
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    status: Annotated[str | None, typer.Option(help="pending, sent or dead.")] = None,
+) -> None:
+    """Deliveries with attempts, last error and next attempt."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_schema(engine)
+    with session_scope(engine) as session:
+        rows = store.list_deliveries(session, status=status)
+    for d in rows:
+        nxt = d.next_attempt_at.isoformat() if d.next_attempt_at and d.status == "pending" else "-"
+        typer.echo(f"{d.id:>5} {d.status:<7} {d.transport:<7} attempts={d.attempts} hits={d.hit_count} "
+                   f"next={nxt} {d.key}")
+        if d.last_error:
+            typer.echo(f"      last error: {d.last_error}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade(engine)
+        typer.echo(f"database at revision {current_revision(engine)}")
+    except DatabaseError as exc:
+        _fail(str(exc), 1)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the database's migration revision and the code's."""
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        typer.echo(f"database: {current_revision(engine) or '(empty)'}; code: {head_revision()}")
+    except DatabaseError as exc:
+        _fail(str(exc), 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except WatchlistError as exc:
+        _fail(str(exc), 2)
+    except ConfigError as exc:
+        _fail(str(exc), 2)

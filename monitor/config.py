@@ -1,0 +1,301 @@
+"""Settings: loading ``monitor.yaml``, ``MONITOR_*`` environment overrides, validation.
+
+One typed :class:`Settings` object is loaded at the entry point and passed down;
+no module keeps a global settings instance. A bad file, key or value fails at
+start with a :class:`~monitor.errors.ConfigError` naming the file, the key and
+the reason. Secrets may be written as ``env:VAR`` and are read from the
+environment when the file loads; they are held as ``SecretStr`` so they never
+appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+DEFAULT_CONFIG = "monitor.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> int:
+    """``"15m"``, ``"24h"``, ``"7d"``, ``90`` (seconds) → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 15m, 24h or 7d")
+    if isinstance(value, int):
+        seconds = value
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 15m, 24h or 7d")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FeedConfig(_Strict):
+    url: str
+    name: str | None = None
+    interval: Duration | None = None
+    # How far back the first poll of this feed may alert (default: the global
+    # ``new_feed_alert_window``). The bundled sample feed sets a long window so
+    # its fixed-date items alert on the first run.
+    alert_window: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: str) -> str:
+        if not re.match(r"^(https?|file)://", value, re.IGNORECASE):
+            raise ValueError(f"{value!r}: feed URLs must start with http://, https:// or file://")
+        return value
+
+
+class SmtpConfig(_Strict):
+    host: str
+    port: int = 587
+    from_: str = Field(alias="from")
+    username: str | None = None
+    password: SecretStr | None = None
+    # tls: implicit TLS (port 465); starttls: required; none: plain.
+    # Unset: tls on port 465, otherwise STARTTLS when the server offers it.
+    security: Literal["starttls", "tls", "none"] | None = None
+    timeout: float = 30.0
+
+    @field_validator("from_")
+    @classmethod
+    def _no_newlines(cls, value: str) -> str:
+        if "\r" in value or "\n" in value or "@" not in value:
+            raise ValueError("must be one email address on one line")
+        return value
+
+
+WebhookFormat = Literal["json"]
+
+
+class WebhookConfig(_Strict):
+    url: str
+    format: WebhookFormat = "json"
+    secret: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if not re.match(r"^https?://", value, re.IGNORECASE):
+            raise ValueError(f"{value!r}: webhook URLs must start with http:// or https://")
+        return value
+
+
+class SubscriptionConfig(_Strict):
+    name: str
+    watchlists: list[str] = Field(min_length=1)
+    schedule: str = "immediate"
+    email: list[str] | None = None
+    webhook: WebhookConfig | None = None
+    timezone: str = "UTC"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", value):
+            raise ValueError("use letters, digits, '-', '_' or '.' (at most 64)")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _addresses(cls, value: list[str] | None) -> list[str] | None:
+        for address in value or []:
+            if "\r" in address or "\n" in address or not re.match(r"^[^@\s,;<>]+@[^@\s,;<>]+$", address):
+                raise ValueError(f"{address!r} is not an email address")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        from monitor.schedules import parse_schedule
+
+        parse_schedule(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from monitor.schedules import load_zone
+
+        load_zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SubscriptionConfig:
+        if bool(self.email) == bool(self.webhook):
+            raise ValueError("give exactly one of 'email: [addresses]' or 'webhook: {url, format, secret}'")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything monitor reads from ``monitor.yaml`` and ``MONITOR_*`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", extra="forbid", frozen=True, populate_by_name=True
+    )
+
+    database_url: str = "sqlite:///var/monitor.db"
+    watchlists_dir: Path = Path("watchlists")
+    outbox_dir: Path = Path("outbox")
+    allow_private_networks: bool = False
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
+    smtp: SmtpConfig | None = None
+    poll_interval: Duration = 900
+    min_poll_interval: Duration = 300
+    max_poll_interval: Duration = 86400
+    new_feed_alert_window: Duration = 86400
+    poll_concurrency: int = Field(default=20, ge=1, le=500)
+    delivery_batch: int = Field(default=200, ge=1)
+    fetch_timeout: float = Field(default=20.0, gt=0)
+    fetch_deadline: float = Field(default=60.0, gt=0)
+    max_feed_bytes: int = Field(default=10 * 2**20, gt=0)
+    user_agent: str = "monitor/0.1 (+https://github.com/monitor-alerts/monitor)"
+    base_url: str | None = None
+    unsubscribe_secret: SecretStr | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # MONITOR_* variables override the file (init kwargs carry the file's values).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        names = [s.name for s in self.subscriptions]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"subscription names must be unique: {', '.join(duplicates)}")
+        urls = [f.url for f in self.feeds]
+        repeated = sorted({u for u in urls if urls.count(u) > 1})
+        if repeated:
+            raise ValueError(f"feed listed twice: {', '.join(repeated)}")
+        if self.min_poll_interval > self.max_poll_interval:
+            raise ValueError("min_poll_interval is larger than max_poll_interval")
+        return self
+
+    def feed_interval(self, feed: FeedConfig) -> int:
+        interval = feed.interval if feed.interval is not None else self.poll_interval
+        return max(self.min_poll_interval, min(self.max_poll_interval, interval))
+
+    def subscription(self, name: str) -> SubscriptionConfig:
+        for sub in self.subscriptions:
+            if sub.name == name:
+                return sub
+        raise ConfigError(f"no subscription named {name!r} in the configuration")
+
+
+def _resolve_env_refs(node: Any, path: str) -> Any:
+    """Replace ``env:VAR`` strings by the variable's value (missing → ConfigError)."""
+    if isinstance(node, dict):
+        return {k: _resolve_env_refs(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_env_refs(v, f"{path}.{i}") for i, v in enumerate(node)]
+    if isinstance(node, str) and node.startswith("env:"):
+        var = node[4:]
+        if var not in os.environ:
+            raise ConfigError(f"key '{path}': environment variable {var} is not set")
+        return os.environ[var]
+    return node
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{source}: key '{key}': {message}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Load the config file (``MONITOR_CONFIG`` or ``./monitor.yaml``) and env overrides.
+
+    Relative paths in the file (``watchlists_dir``, ``outbox_dir``, a SQLite
+    database, ``file:`` feeds) are resolved against the file's folder, so the
+    daemon behaves the same whatever its working directory.
+    """
+    explicit = path is not None or "MONITOR_CONFIG" in os.environ
+    config_path = Path(path or os.environ.get("MONITOR_CONFIG", DEFAULT_CONFIG))
+    data: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{config_path}{where}: not valid YAML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{config_path}: cannot read: {exc.strerror}") from exc
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{config_path}: the top level must be a mapping of keys")
+        data = _resolve_env_refs(raw, "")
+    elif explicit:
+        raise ConfigError(f"{config_path}: config file not found")
+    base = config_path.resolve().parent
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, str(config_path))) from None
+    return _anchor_paths(settings, base)
+
+
+def _anchor_paths(settings: Settings, base: Path) -> Settings:
+    updates: dict[str, Any] = {}
+    if not settings.watchlists_dir.is_absolute():
+        updates["watchlists_dir"] = base / settings.watchlists_dir
+    if not settings.outbox_dir.is_absolute():
+        updates["outbox_dir"] = base / settings.outbox_dir
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and ":memory:" not in url:
+        updates["database_url"] = "sqlite:///" + str(base / url[len("sqlite:///"):])
+    feeds = []
+    for feed in settings.feeds:
+        if feed.url.lower().startswith("file://"):
+            rel = feed.url[len("file://"):]
+            if not rel.startswith("/"):
+                feed = feed.model_copy(update={"url": (base / rel).resolve().as_uri()})
+        feeds.append(feed)
+    updates["feeds"] = feeds
+    return settings.model_copy(update=updates)

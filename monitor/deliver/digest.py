@@ -1,0 +1,162 @@
+"""Hits → a digest value: one entry per item, grouped by watchlist, with why it matched.
+
+Pure: no I/O, no clock (``now`` is a parameter). An item that matched several
+watchlists is one entry naming all its lists, placed in the section of its
+best-scoring list, so a subscriber reads each story once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+from urllib.parse import urlsplit
+
+from monitor.domain import StoredHit
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why one watchlist matched one item, in words a subscriber can read."""
+
+    watchlist: str
+    score: float
+    phrases: tuple[str, ...]  # the matched words (aliases, cues), in order of appearance
+    anniversary: str | None  # e.g. "75th anniversary of DPRK–China diplomatic relations (matches the year)"
+    evidence: tuple[Mapping[str, Any], ...] = ()  # the raw evidence, for machine-readable payloads
+
+
+@dataclass(frozen=True, slots=True)
+class DigestEntry:
+    item_id: int
+    title: str
+    link: str | None
+    source: str
+    published: datetime | None  # in the subscriber's time zone
+    summary: str
+    watchlists: tuple[str, ...]
+    reasons: tuple[Reason, ...]
+    hit_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSection:
+    watchlist: str
+    title: str
+    entries: tuple[DigestEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    subscription: str
+    generated_at: datetime
+    timezone: str
+    sections: tuple[DigestSection, ...]
+
+    @property
+    def entries(self) -> list[DigestEntry]:
+        return [e for s in self.sections for e in s.entries]
+
+    @property
+    def hit_ids(self) -> list[int]:
+        return [h for e in self.entries for h in e.hit_ids]
+
+    @property
+    def watchlists(self) -> list[str]:
+        return [s.watchlist for s in self.sections]
+
+
+def source_name(hit: StoredHit) -> str:
+    if hit.feed_name:
+        return hit.feed_name
+    host = urlsplit(hit.link or hit.feed_url).hostname
+    return host or hit.feed_url
+
+
+def describe_evidence(watchlist: str, score: float, evidence: Sequence[Mapping[str, Any]]) -> Reason:
+    phrases: list[str] = []
+    anniversary: str | None = None
+    for ev in evidence:
+        if ev.get("kind") == "anniversary":
+            name = str(ev.get("event_name") or ev.get("event") or "anniversary")
+            ordinal = ev.get("ordinal")
+            text = f"{_ordinal(int(ordinal))} anniversary of {name}" if ordinal else f"anniversary of {name}"
+            ok = ev.get("ordinal_ok")
+            if ok is True:
+                text += " (matches the year)"
+            elif ok is False:
+                expected = ev.get("expected_ordinal")
+                text += f" (the year suggests the {_ordinal(int(expected))})" if expected else " (year mismatch)"
+            anniversary = text
+            continue
+        text = str(ev.get("text") or "").strip()
+        if text and text.casefold() not in {p.casefold() for p in phrases}:
+            phrases.append(text)
+    return Reason(watchlist=watchlist, score=score, phrases=tuple(phrases[:8]), anniversary=anniversary,
+                  evidence=tuple(evidence))
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def build_digest(
+    subscription: str,
+    hits: Sequence[StoredHit],
+    *,
+    now: datetime,
+    zone: tzinfo,
+    zone_name: str,
+    titles: Mapping[str, str] | None = None,
+    order: Sequence[str] = (),
+) -> Digest:
+    """Group ``hits`` into sections; ``order`` is the subscription's watchlist order."""
+    titles = titles or {}
+    by_item: dict[int, list[StoredHit]] = defaultdict(list)
+    for hit in hits:
+        by_item[hit.item_id].append(hit)
+    rank = {name: i for i, name in enumerate(order)}
+    sections: dict[str, list[DigestEntry]] = defaultdict(list)
+    for item_hits in by_item.values():
+        item_hits.sort(key=lambda h: (-h.score, rank.get(h.watchlist, len(rank)), h.watchlist))
+        first = item_hits[0]
+        entry = DigestEntry(
+            item_id=first.item_id,
+            title=first.title or "(untitled)",
+            link=first.link,
+            source=source_name(first),
+            published=first.published_at.astimezone(zone) if first.published_at else None,
+            summary=_clip(first.summary, 400),
+            watchlists=tuple(h.watchlist for h in item_hits),
+            reasons=tuple(describe_evidence(h.watchlist, h.score, h.evidence) for h in item_hits),
+            hit_ids=tuple(h.hit_id for h in item_hits),
+        )
+        sections[first.watchlist].append(entry)
+    ordered = sorted(sections, key=lambda name: (rank.get(name, len(rank)), name))
+    return Digest(
+        subscription=subscription,
+        generated_at=now.astimezone(zone),
+        timezone=zone_name,
+        sections=tuple(
+            DigestSection(
+                watchlist=name,
+                title=titles.get(name, name.replace("_", " ").capitalize()),
+                entries=tuple(sorted(
+                    sections[name],
+                    key=lambda e: e.published.timestamp() if e.published else 0.0,
+                    reverse=True,
+                )),
+            )
+            for name in ordered
+        ),
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,148 @@
+"""Email: composing the MIME message once (at enqueue), sending its bytes later.
+
+Transports are dumb: ``send(delivery)`` or raise ``DeliveryError(permanent=...)``.
+Header values are flattened to one line of printable characters before they
+reach the email package, so a hostile feed title can never add a header
+(CPython's own guard against CR/LF in encoded words was incomplete before
+3.11.10 / CVE-2024-6923).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from pathlib import Path
+
+from monitor.config import SmtpConfig
+from monitor.errors import DeliveryError
+
+_CONTROL = dict.fromkeys([*range(0, 32), 127], " ")
+
+
+def header_safe(value: str, limit: int = 900) -> str:
+    """One line, no control characters; what every header value goes through."""
+    return " ".join(value.translate(_CONTROL).split())[:limit]
+
+
+def message_id(key: str, sender: str) -> str:
+    domain = header_safe(sender.rpartition("@")[2]) or "monitor.invalid"
+    return f"<{key}@{domain}>"
+
+
+def compose(
+    *, subject: str, text: str, html: str, sender: str, recipients: list[str], key: str, date: datetime,
+    extra_headers: dict[str, str] | None = None,
+) -> bytes:
+    """The full RFC 5322 message (multipart/alternative, text first)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = header_safe(subject, 250)
+    msg["From"] = header_safe(sender)
+    msg["To"] = ", ".join(header_safe(r) for r in recipients)
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = message_id(key, sender)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    for name, value in (extra_headers or {}).items():
+        msg[name] = header_safe(value)
+    msg.set_content(text, subtype="plain", charset="utf-8")
+    msg.add_alternative(html, subtype="html", charset="utf-8")
+    return msg.as_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    key: str
+    subscription: str
+    sender: str
+    recipients: list[str]
+    payload: bytes
+    created_at: datetime
+
+
+class FileTransport:
+    """Writes each message as an ``.eml`` file in the outbox folder (no SMTP configured).
+
+    The file name derives from the delivery key, so a resend after a crash
+    rewrites the same file instead of adding a second one.
+    """
+
+    name = "file"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path_for(self, message: OutgoingEmail) -> Path:
+        stamp = message.created_at.strftime("%Y%m%dT%H%M%SZ")
+        return self.folder / f"{stamp}-{message.subscription}-{message.key[-12:]}.eml"
+
+    def send(self, message: OutgoingEmail) -> str:
+        path = self.path_for(message)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".eml.tmp")
+            tmp.write_bytes(message.payload)
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {path}: {exc.strerror}") from exc
+        return str(path)
+
+
+class SmtpTransport:
+    """Sends over SMTP: implicit TLS, STARTTLS (required or opportunistic) or plain."""
+
+    name = "smtp"
+
+    def __init__(self, config: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.config = config
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    def send(self, message: OutgoingEmail) -> str:
+        cfg = self.config
+        security = cfg.security or ("tls" if cfg.port == 465 else None)
+        where = f"SMTP {cfg.host}:{cfg.port}"
+        try:
+            client: smtplib.SMTP
+            if security == "tls":
+                client = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=self.ssl_context)
+            else:
+                client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+            with client:
+                client.ehlo()
+                if security == "starttls" or (security is None and client.has_extn("starttls")):
+                    if not client.has_extn("starttls"):
+                        raise DeliveryError(f"{where} does not offer STARTTLS (security: starttls)",
+                                            permanent=False)
+                    client.starttls(context=self.ssl_context)
+                    client.ehlo()
+                if cfg.username:
+                    password = cfg.password.get_secret_value() if cfg.password else ""
+                    client.login(cfg.username, password)
+                refused = client.sendmail(message.sender, message.recipients, message.payload)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"{where} refused every recipient: {_codes(exc.recipients)}",
+                                permanent=True) from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"{where} rejected the login: {exc.smtp_code}", permanent=False) from exc
+        except smtplib.SMTPResponseException as exc:
+            permanent = 500 <= exc.smtp_code < 600
+            detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+            raise DeliveryError(f"{where} answered {exc.smtp_code} {detail}".strip(),
+                                permanent=permanent) from exc
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"{where} unreachable: {exc}") from exc
+        if refused:
+            # Some recipients took it; the refused ones cannot be retried without
+            # repeating the message to the others. Record, do not resend.
+            return f"{where} (refused: {_codes(refused)})"
+        return where
+
+
+def _codes(refused: dict[str, tuple[int, bytes]]) -> str:
+    return json.dumps({addr: code for addr, (code, _msg) in refused.items()})

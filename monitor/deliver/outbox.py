@@ -1,0 +1,47 @@
+"""The outbox's retry policy: when a failed delivery is tried again, and when it is dead.
+
+Pure: attempts, times and the random draw are parameters. The first retries come
+within about a minute, later ones spread out to hours; past the horizon a
+delivery is ``dead`` (visible and replayable), never silently dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    first_delay: float = 30.0  # seconds before the first retry
+    factor: float = 2.0
+    max_delay: float = 6 * 3600.0
+    horizon: float = 3 * 86400.0  # give up this long after the delivery was created
+    jitter: float = 0.2  # ± fraction of the delay, so retries of one outage spread out
+
+
+def next_attempt_at(
+    policy: RetryPolicy,
+    *,
+    attempts: int,
+    created_at: datetime,
+    now: datetime,
+    rand: float,
+    retry_after: float | None = None,
+    permanent: bool = False,
+) -> datetime | None:
+    """When to try again after ``attempts`` failed attempts; None means dead.
+
+    ``rand`` is a uniform draw in [0, 1); ``retry_after`` (seconds, from a 429 or
+    503) is honoured when it is longer than the computed delay.
+    """
+    if permanent:
+        return None
+    delay = min(policy.max_delay, policy.first_delay * policy.factor ** max(0, attempts - 1))
+    delay *= 1 + policy.jitter * (2 * rand - 1)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    when = now + timedelta(seconds=delay)
+    if when > created_at + timedelta(seconds=policy.horizon):
+        return None
+    return when

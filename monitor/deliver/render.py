@@ -1,0 +1,98 @@
+"""Rendering digests: email trio from Jinja2 templates, webhook payloads built in code.
+
+Pure: values in, strings/bytes out. Prose lives in ``templates/``; JSON
+structure is built here. HTML is autoescaped and undefined names fail loudly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from monitor.deliver.digest import Digest
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+PAYLOAD_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+@cache
+def _environment(root: str) -> Environment:
+    return Environment(
+        loader=FileSystemLoader(root),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse whitespace (CR/LF included) so a value can never span lines."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def render_email(digest: Digest, *, templates: Path = TEMPLATES) -> RenderedEmail:
+    env = _environment(str(templates))
+    context: dict[str, Any] = {
+        "digest": digest,
+        "count": len(digest.entries),
+        "section_titles": [s.title for s in digest.sections],
+    }
+    subject = one_line(env.get_template("email/digest.subject.txt").render(context), 180)
+    context["subject"] = subject
+    text = env.get_template("email/digest.body.txt").render(context)
+    html = env.get_template("email/digest.body.html").render(context)
+    return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def webhook_payload(digest: Digest, *, delivery_key: str) -> dict[str, Any]:
+    """The versioned JSON payload (docs/webhook-payload.md): every hit with its evidence."""
+    items = []
+    for section in digest.sections:
+        for entry in section.entries:
+            items.append({
+                "item_id": entry.item_id,
+                "title": entry.title,
+                "link": entry.link,
+                "source": entry.source,
+                "published": entry.published.isoformat() if entry.published else None,
+                "summary": entry.summary,
+                "watchlists": list(entry.watchlists),
+                "hit_ids": list(entry.hit_ids),
+                "reasons": [
+                    {"watchlist": r.watchlist, "score": round(r.score, 4), "phrases": list(r.phrases),
+                     "anniversary": r.anniversary, "evidence": [dict(ev) for ev in r.evidence]}
+                    for r in entry.reasons
+                ],
+            })
+    return {
+        "type": "monitor.digest",
+        "version": PAYLOAD_VERSION,
+        "id": delivery_key,
+        "subscription": digest.subscription,
+        "generated_at": digest.generated_at.isoformat(),
+        "watchlists": digest.watchlists,
+        "count": len(items),
+        "items": items,
+    }
+
+
+def render_webhook(digest: Digest, *, delivery_key: str, fmt: str = "json") -> bytes:
+    if fmt != "json":
+        raise ValueError(f"unknown webhook format {fmt!r}")
+    payload = webhook_payload(digest, delivery_key=delivery_key)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -1,0 +1,142 @@
+"""Database tables (SQLModel). The schema itself is created by Alembic migrations.
+
+Every timestamp is stored as UTC and read back timezone-aware (:class:`UTCDateTime`),
+on SQLite as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Feed(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column_kwargs={"unique": True}, max_length=2048)
+    name: str | None = Field(default=None, max_length=512)
+    interval_seconds: int = 900
+    alert_window_seconds: int = 86400
+    active: bool = True
+    etag: str | None = Field(default=None, max_length=1024)
+    last_modified: str | None = Field(default=None, max_length=256)
+    last_status: int | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    first_polled_at: datetime | None = _ts()
+    last_polled_at: datetime | None = _ts()
+    last_success_at: datetime | None = _ts()
+    next_poll_at: datetime | None = _ts(index=True)
+    lease_until: datetime | None = _ts()
+    lease_owner: str | None = Field(default=None, max_length=128)
+    created_at: datetime | None = _ts()
+
+
+class Item(SQLModel, table=True):
+    __tablename__ = "items"
+
+    id: int | None = Field(default=None, primary_key=True)
+    fingerprint: str = Field(sa_column_kwargs={"unique": True}, max_length=128)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    guid: str | None = Field(default=None, max_length=2048)
+    link: str | None = Field(default=None, max_length=2048)
+    title: str = ""
+    summary: str = ""
+    content: str = ""
+    author: str | None = Field(default=None, max_length=512)
+    published_at: datetime | None = _ts(index=True)
+    fetched_at: datetime | None = _ts(index=True)
+    # False for the backlog recorded by a feed's first poll: stored, never alerted.
+    alertable: bool = True
+
+
+class Hit(SQLModel, table=True):
+    __tablename__ = "hits"
+    __table_args__ = (sa.UniqueConstraint("item_id", "watchlist", name="uq_hits_item_watchlist"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="items.id", index=True)
+    watchlist: str = Field(max_length=128, index=True)
+    watchlist_version: str = Field(default="", max_length=64)
+    score: float = 0.0
+    evidence: str = "[]"  # JSON list of evidence dicts
+    created_at: datetime | None = _ts(index=True)
+
+
+class Subscription(SQLModel, table=True):
+    """A subscription's progress; its definition lives in the config file."""
+
+    __tablename__ = "subscriptions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column_kwargs={"unique": True}, max_length=64)
+    schedule: str = Field(default="immediate", max_length=128)
+    next_due_at: datetime | None = _ts()
+    last_planned_at: datetime | None = _ts()
+    lease_until: datetime | None = _ts()
+    created_at: datetime | None = _ts()
+
+
+class Delivery(SQLModel, table=True):
+    """One rendered message in the outbox: email (SMTP or .eml file) or webhook POST."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id", index=True)
+    key: str = Field(sa_column_kwargs={"unique": True}, max_length=128)  # idempotency key
+    transport: str = Field(max_length=16)  # smtp | file | webhook
+    status: str = Field(default="pending", max_length=16, index=True)  # pending | sent | dead
+    subject: str = ""
+    payload: bytes = Field(default=b"", sa_type=sa.LargeBinary)
+    recipients: str = "[]"  # JSON list (email) or the webhook URL
+    hit_count: int = 0
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = _ts(index=True)
+    lease_until: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+    created_at: datetime | None = _ts()
+    target: str | None = None  # where it went (file path, SMTP host, URL), for operators
+
+
+class DeliveryHit(SQLModel, table=True):
+    """Which hits a delivery carries; unique per (subscription, hit): at most once."""
+
+    __tablename__ = "delivery_hits"
+    __table_args__ = (sa.UniqueConstraint("subscription_id", "hit_id", name="uq_delivery_hits_sub_hit"),)
+
+    delivery_id: int = Field(foreign_key="deliveries.id", primary_key=True)
+    hit_id: int = Field(foreign_key="hits.id", primary_key=True, index=True)
+    subscription_id: int = Field(foreign_key="subscriptions.id")

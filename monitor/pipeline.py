@@ -1,0 +1,467 @@
+"""One poll cycle and one delivery cycle: the steps wired together.
+
+The daemon's jobs and the one-shot commands (``poll --once``, ``deliver
+--once``, ``run --once``) call exactly these functions; the time is always a
+parameter. Per-feed and per-delivery failures are caught here, logged once,
+recorded on their row, and the cycle goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor import store
+from monitor.config import Settings, SubscriptionConfig
+from monitor.db import make_engine, session_scope, upgrade
+from monitor.deliver.digest import build_digest
+from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
+from monitor.deliver.outbox import RetryPolicy, next_attempt_at
+from monitor.deliver.render import render_email, render_webhook
+from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
+from monitor.domain import Document, Item, StoredHit
+from monitor.errors import DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
+from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
+from monitor.ingest.normalize import normalize_entry
+from monitor.ingest.parse import parse_feed
+from monitor.match import LoadResult, Matcher, load_watchlists
+from monitor.models import Delivery
+from monitor.schedules import load_zone, parse_schedule
+
+log = logging.getLogger("monitor")
+
+FEED_LEASE_SECONDS = 300
+DELIVERY_LEASE_SECONDS = 300
+MAX_HITS_PER_MESSAGE = 500
+MAX_BACKOFF_SECONDS = 24 * 3600
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- the matcher, reloaded when watchlist files change -----------------------------------------
+
+
+class WatchlistSource:
+    """Holds the compiled matcher; reloads it when a file in the folder changes.
+
+    A reload that finds an invalid file keeps the last good matcher and logs why,
+    so a typo in one watchlist never silences the others.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self.result: LoadResult | None = None
+        self.matcher: Matcher | None = None
+
+    def _files_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            paths = sorted(p for p in self.folder.iterdir() if p.suffix in (".yaml", ".yml"))
+        except OSError:
+            return ()
+        out = []
+        for p in paths:
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            out.append((p.name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def get(self) -> Matcher:
+        stamp = self._files_stamp()
+        if self.matcher is not None and stamp == self._stamp:
+            return self.matcher
+        result = load_watchlists(self.folder)
+        for error in result.errors:
+            log.error("watchlist invalid: %s", error, extra={"watchlist": error.path})
+        if self.matcher is not None and result.errors:
+            log.warning("keeping the previous watchlists until the errors above are fixed")
+            self._stamp = stamp
+            return self.matcher
+        self.result = result
+        self.matcher = Matcher.compile(result)
+        self._stamp = stamp
+        return self.matcher
+
+
+# --- context ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    """What the cycles need, built once at the entry point."""
+
+    settings: Settings
+    engine: Engine
+    watchlists: WatchlistSource
+    owner: str
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    rand: Callable[[], float] = random.random
+
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        s = self.settings
+        return FetchPolicy(
+            timeout=s.fetch_timeout, deadline=s.fetch_deadline, max_bytes=s.max_feed_bytes,
+            user_agent=s.user_agent, allow_private_networks=s.allow_private_networks,
+            # file: URLs only ever come from the config file (never from feed content).
+            allow_file_urls=True,
+        )
+
+    @property
+    def webhook_policy(self) -> FetchPolicy:
+        return FetchPolicy(timeout=15.0, deadline=30.0, max_bytes=64 * 1024, user_agent=self.settings.user_agent,
+                           allow_private_networks=self.settings.allow_private_networks)
+
+
+def open_context(settings: Settings, *, now: datetime, migrate: bool = True) -> Context:
+    """Connect, migrate, load watchlists, and sync config into the database."""
+    engine = make_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    source = WatchlistSource(settings.watchlists_dir)
+    source.get()
+    ctx = Context(settings=settings, engine=engine, watchlists=source,
+                  owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    with session_scope(engine) as session:
+        store.sync_config(session, settings, now)
+    return ctx
+
+
+# --- polling ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PollSummary:
+    feeds_polled: int = 0
+    feeds_failed: int = 0
+    not_modified: int = 0
+    new_items: int = 0
+    hits: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"feeds_polled": self.feeds_polled, "feeds_failed": self.feeds_failed,
+                "not_modified": self.not_modified, "new_items": self.new_items, "hits": dict(self.hits),
+                "errors": self.errors}
+
+
+def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollSummary:
+    started = time.perf_counter()
+    summary = PollSummary()
+    matcher = ctx.watchlists.get()
+    batch = 5000
+    while True:
+        claimed = store.claim_due_feeds(
+            ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=batch,
+            include_not_due=all_feeds,
+        )
+        if not claimed:
+            break
+        asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary))
+        if all_feeds or len(claimed) < batch:
+            break
+    summary.duration_ms = (time.perf_counter() - started) * 1000
+    log.info(
+        "poll cycle done: %d feeds, %d new items, %d hits, %d failed",
+        summary.feeds_polled, summary.new_items, sum(summary.hits.values()), summary.feeds_failed,
+        extra={"duration_ms": round(summary.duration_ms)},
+    )
+    return summary
+
+
+async def _poll_feeds(
+    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary
+) -> None:
+    policy = ctx.fetch_policy
+    limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
+
+    async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, FetchResult | FetchError]:
+        async with limit:
+            try:
+                state = FeedState(url=feed.url, etag=feed.etag, last_modified=feed.last_modified)
+                return feed, await fetch_feed(client, state, policy)
+            except FetchError as exc:
+                return feed, exc
+
+    async with build_client(policy) as client:
+        for next_done in asyncio.as_completed([one(f) for f in feeds]):
+            feed, outcome = await next_done
+            summary.feeds_polled += 1
+            try:
+                _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary)
+            except Exception as exc:  # one bad feed never stops the cycle
+                log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
+                _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary)
+
+
+def _next_poll(feed: store.ClaimedFeed, settings: Settings, now: datetime, max_age: int | None) -> datetime:
+    interval = feed.interval_seconds
+    if max_age:
+        interval = max(interval, min(max_age, settings.max_poll_interval))
+    return now + timedelta(seconds=interval)
+
+
+def _backoff(feed: store.ClaimedFeed, now: datetime, retry_after: float | None, rand: float) -> datetime:
+    # Exponential in the number of consecutive errors, capped; never gives up for good.
+    delay = min(MAX_BACKOFF_SECONDS, feed.interval_seconds * 2 ** min(feed.error_count, 8))
+    delay *= 0.8 + 0.4 * rand
+    if retry_after:
+        delay = max(delay, min(retry_after, MAX_BACKOFF_SECONDS))
+    return now + timedelta(seconds=delay)
+
+
+def _record_failure(
+    ctx: Context, feed: store.ClaimedFeed, status: int | None, message: str, *, now: datetime,
+    summary: PollSummary, retry_after: float | None = None,
+) -> None:
+    summary.feeds_failed += 1
+    summary.errors.append(f"{feed.url}: {message}")
+    log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
+                                                          "status": status})
+    with session_scope(ctx.engine) as session:
+        store.record_poll_failure(
+            session, feed.id, now=now, status=status, error=message,
+            next_poll_at=_backoff(feed, now, retry_after, ctx.rand()), disable=status == 410,
+        )
+
+
+def _store_outcome(
+    ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
+    now: datetime, summary: PollSummary,
+) -> None:
+    if isinstance(outcome, FetchError):
+        message = str(outcome)
+        if isinstance(outcome, HTTPStatusError) and outcome.status == 410:
+            message += " (410 Gone: feed disabled; remove it from the config or re-add it to retry)"
+        _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary,
+                        retry_after=outcome.retry_after)
+        return
+    next_poll = _next_poll(feed, ctx.settings, now, outcome.max_age)
+    if outcome.not_modified or outcome.content is None:
+        summary.not_modified += 1
+        with session_scope(ctx.engine) as session:
+            store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
+                                      last_modified=outcome.last_modified, next_poll_at=next_poll,
+                                      not_modified=True)
+        return
+    try:
+        parsed = parse_feed(outcome.content, url=outcome.final_url, content_type=outcome.content_type)
+    except ParseError as exc:
+        _record_failure(ctx, feed, outcome.status, str(exc), now=now, summary=summary)
+        return
+    items = [normalize_entry(e, feed_url=feed.url, now=now) for e in parsed.entries]
+    window_start = now - timedelta(seconds=feed.alert_window_seconds)
+    alertable = [
+        (not feed.first_poll) or (it.published_at is not None and it.published_at >= window_start)
+        for it in items
+    ]
+    with session_scope(ctx.engine) as session:
+        new = store.insert_new_items(session, feed.id, items, alertable=alertable)
+        hits = []
+        for item_id, item, ok in new:
+            if ok:
+                hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))
+        store.insert_hits(session, hits, now=now)
+        store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
+                                  last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False)
+    summary.new_items += len(new)
+    for _item_id, m in hits:
+        summary.hits[m.watchlist] += 1
+    log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": len(new),
+                                   "hits": len(hits)})
+
+
+def _document(item: Item) -> Document:
+    return Document(title=item.title, summary=item.summary, content=item.content, published=item.published_at)
+
+
+def _reference_date(item: Item, now: datetime) -> date:
+    return (item.published_at or now).date()
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliverySummary:
+    planned: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    nothing_new: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"planned": self.planned, "sent": self.sent, "failed": self.failed, "dead": self.dead,
+                "targets": self.targets, "errors": self.errors}
+
+
+def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> DeliverySummary:
+    summary = DeliverySummary()
+    plan_deliveries(ctx, now=now, flush=flush, summary=summary)
+    asyncio.run(send_due(ctx, now=now, summary=summary))
+    log.info("delivery cycle done: %d planned, %d sent, %d failed, %d dead",
+             summary.planned, summary.sent, summary.failed, summary.dead)
+    return summary
+
+
+def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: DeliverySummary) -> None:
+    """Render and enqueue one message per due subscription that has undelivered hits."""
+    titles = _watchlist_titles(ctx)
+    with session_scope(ctx.engine) as session:
+        rows = store.get_subscriptions(session)
+    for cfg in ctx.settings.subscriptions:
+        row = rows.get(cfg.name)
+        if row is None or row.id is None:
+            continue
+        schedule = parse_schedule(cfg.schedule, cfg.timezone)
+        due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
+        if not due:
+            continue
+        try:
+            with session_scope(ctx.engine) as session:
+                if not store.claim_subscription(session, row.id, now=now, lease_seconds=DELIVERY_LEASE_SECONDS):
+                    continue
+            with session_scope(ctx.engine) as session:
+                since = row.created_at or now
+                hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
+                                              limit=MAX_HITS_PER_MESSAGE)
+                if hits:
+                    _enqueue(session, ctx, cfg, row.id, hits, titles, now=now)
+                    summary.planned += 1
+                else:
+                    summary.nothing_new.append(cfg.name)
+                next_due = None if schedule.immediate else schedule.next_due(now)
+                store.finish_subscription_plan(session, row.id, now=now, next_due_at=next_due)
+        except Exception as exc:  # one subscription's failure never blocks the others
+            log.exception("planning failed", extra={"subscription": cfg.name})
+            summary.errors.append(f"{cfg.name}: {exc}")
+
+
+def _watchlist_titles(ctx: Context) -> dict[str, str]:
+    result = ctx.watchlists.result
+    if result is None:
+        return {}
+    return {w.name: w.title for w in result.watchlists if getattr(w, "title", None)}
+
+
+def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int,
+             hits: list[StoredHit], titles: dict[str, str], *, now: datetime) -> None:
+    digest = build_digest(cfg.name, hits, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
+                          titles=titles, order=cfg.watchlists)
+    key = f"msg_{uuid.uuid4().hex}"
+    if cfg.webhook is not None:
+        body = render_webhook(digest, delivery_key=key, fmt=cfg.webhook.format)
+        store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="webhook",
+                               subject=f"{len(digest.entries)} items", payload=body, recipients=cfg.webhook.url,
+                               hit_ids=digest.hit_ids, now=now)
+        return
+    rendered = render_email(digest)
+    sender = ctx.settings.smtp.from_ if ctx.settings.smtp else "monitor@localhost"
+    payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
+                      recipients=list(cfg.email or []), key=key, date=now)
+    store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email", subject=rendered.subject,
+                           payload=payload, recipients=json.dumps(cfg.email), hit_ids=digest.hit_ids, now=now)
+
+
+async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
+                   ids: list[int] | None = None) -> None:
+    """Send every delivery whose attempt is due; never waits for a later retry."""
+    with session_scope(ctx.engine) as session:
+        names = {row.id: row.name for row in store.get_subscriptions(session).values()}
+    policy = ctx.webhook_policy
+    limit = asyncio.Semaphore(10)
+    async with build_client(policy) as client:
+        webhooks = WebhookTransport(client, policy)
+        while True:
+            claimed = store.claim_due_deliveries(ctx.engine, now=now, lease_seconds=DELIVERY_LEASE_SECONDS,
+                                                 limit=ctx.settings.delivery_batch, ids=ids)
+            if not claimed:
+                break
+
+            async def one(delivery: Delivery) -> None:
+                async with limit:
+                    await _send_one(ctx, delivery, names.get(delivery.subscription_id, "?"), webhooks,
+                                    now=now, summary=summary)
+
+            await asyncio.gather(*(one(d) for d in claimed))
+            if len(claimed) < ctx.settings.delivery_batch:
+                break
+
+
+async def _send_one(ctx: Context, delivery: Delivery, sub_name: str, webhooks: WebhookTransport, *,
+                    now: datetime, summary: DeliverySummary) -> None:
+    assert delivery.id is not None and delivery.created_at is not None
+    try:
+        if delivery.transport == "webhook":
+            secret = _webhook_secret(ctx.settings, sub_name)
+            target = await webhooks.send(
+                OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload, secret=secret),
+                now=now,
+            )
+        else:
+            message = OutgoingEmail(key=delivery.key, subscription=sub_name,
+                                    sender=ctx.settings.smtp.from_ if ctx.settings.smtp else "monitor@localhost",
+                                    recipients=json.loads(delivery.recipients), payload=delivery.payload,
+                                    created_at=delivery.created_at)
+            transport: SmtpTransport | FileTransport = (
+                SmtpTransport(ctx.settings.smtp) if ctx.settings.smtp else FileTransport(ctx.settings.outbox_dir)
+            )
+            target = await asyncio.to_thread(transport.send, message)
+    except DeliveryError as exc:
+        retry_at = next_attempt_at(ctx.retry, attempts=delivery.attempts + 1, created_at=delivery.created_at,
+                                   now=now, rand=ctx.rand(), retry_after=exc.retry_after, permanent=exc.permanent)
+        with session_scope(ctx.engine) as session:
+            store.record_delivery_failure(session, delivery.id, error=str(exc), next_attempt_at=retry_at)
+        if retry_at is None:
+            summary.dead += 1
+        else:
+            summary.failed += 1
+        summary.errors.append(f"{sub_name}: {exc}")
+        log.warning("delivery failed: %s", exc, extra={"subscription": sub_name, "delivery_id": delivery.id,
+                                                         "attempt": delivery.attempts + 1})
+        return
+    with session_scope(ctx.engine) as session:
+        store.record_delivery_sent(session, delivery.id, now=now, target=target)
+    summary.sent += 1
+    summary.targets.append(target)
+    log.info("delivery sent", extra={"subscription": sub_name, "delivery_id": delivery.id})
+
+
+def _webhook_secret(settings: Settings, name: str) -> str | None:
+    for sub in settings.subscriptions:
+        if sub.name == name and sub.webhook is not None and sub.webhook.secret is not None:
+            return sub.webhook.secret.get_secret_value()
+    return None
+
+
+__all__ = [
+    "Context",
+    "DeliverySummary",
+    "MonitorError",
+    "PollSummary",
+    "delivery_cycle",
+    "open_context",
+    "poll_cycle",
+    "utcnow",
+]

@@ -1,0 +1,76 @@
+"""Subscription schedules: parsing and the next due time.
+
+``immediate``, ``hourly``, ``daily HH:MM [TZ]``, ``weekly DAY HH:MM [TZ]`` or a
+five-field cron expression. Next fire times come from APScheduler's
+``CronTrigger``, which handles DST changes; the time is always a parameter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+_DAYS = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat", "sun": "sun"}
+_DAILY = re.compile(r"^daily\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?$", re.IGNORECASE)
+_WEEKLY = re.compile(r"^weekly\s+([a-z]+)\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?$", re.IGNORECASE)
+
+
+def load_zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+@dataclass(frozen=True)
+class Schedule:
+    text: str
+    immediate: bool
+    trigger: CronTrigger | None
+
+    def next_due(self, after: datetime) -> datetime | None:
+        """The first due time strictly after ``after`` (UTC-aware in, aware out); None when immediate."""
+        if self.trigger is None:
+            return None
+        return self.trigger.get_next_fire_time(None, after)
+
+
+def parse_schedule(text: str, default_zone: str = "UTC") -> Schedule:
+    """Parse a schedule; raises ValueError saying what is wrong."""
+    spec = " ".join(text.split())
+    lowered = spec.lower()
+    if lowered == "immediate":
+        return Schedule(spec, True, None)
+    if lowered == "hourly":
+        return Schedule(spec, False, CronTrigger(minute=0, timezone=load_zone(default_zone)))
+    if match := _DAILY.match(spec):
+        hour, minute = _clock(match.group(1), match.group(2))
+        zone = load_zone(match.group(3) or default_zone)
+        return Schedule(spec, False, CronTrigger(hour=hour, minute=minute, timezone=zone))
+    if match := _WEEKLY.match(spec):
+        day = match.group(1).lower()[:3]
+        if day not in _DAYS:
+            raise ValueError(f"{match.group(1)!r} is not a day of the week")
+        hour, minute = _clock(match.group(2), match.group(3))
+        zone = load_zone(match.group(4) or default_zone)
+        return Schedule(spec, False, CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=zone))
+    if len(spec.split()) == 5:
+        try:
+            return Schedule(spec, False, CronTrigger.from_crontab(spec, timezone=load_zone(default_zone)))
+        except ValueError as exc:
+            raise ValueError(f"bad cron expression {spec!r}: {exc}") from exc
+    raise ValueError(
+        f"{text!r} is not a schedule: use immediate, hourly, 'daily HH:MM [TZ]', "
+        "'weekly DAY HH:MM [TZ]' or a cron expression"
+    )
+
+
+def _clock(hour: str, minute: str) -> tuple[int, int]:
+    h, m = int(hour), int(minute)
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"{hour}:{minute} is not a time of day")
+    return h, m

@@ -1,0 +1,341 @@
+"""All SQL: feeds' poll state, new items, hits, subscriptions' progress, the outbox.
+
+The store tells the caller what was new — ``insert_new_items`` is an
+``INSERT … ON CONFLICT DO NOTHING RETURNING`` — so "an item is new once" holds
+with any number of workers; nothing here checks and then inserts. Work is
+claimed with a lease by compare-and-set (a conditional ``UPDATE`` whose row
+count says whether this process won), which serves SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor.config import Settings
+from monitor.domain import Item, Match, StoredHit
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, Subscription
+from monitor.models import Item as ItemRow
+from monitor.schedules import parse_schedule
+
+_CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
+
+
+# --- feeds -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedFeed:
+    id: int
+    url: str
+    name: str | None
+    etag: str | None
+    last_modified: str | None
+    first_poll: bool
+    alert_window_seconds: int
+    interval_seconds: int
+    error_count: int
+
+
+def sync_config(session: Session, settings: Settings, now: datetime) -> None:
+    """Make the feeds and subscriptions tables agree with the config file.
+
+    New feeds are due at once; feeds gone from the config are deactivated (their
+    items and hits stay). A subscription whose schedule changed gets a new due time.
+    """
+    configured = {f.url: f for f in settings.feeds}
+    existing = {row.url: row for row in session.exec(select(Feed))}
+    for url, cfg in configured.items():
+        row = existing.get(url)
+        interval = settings.feed_interval(cfg)
+        window = cfg.alert_window if cfg.alert_window is not None else settings.new_feed_alert_window
+        if row is None:
+            session.add(Feed(url=url, name=cfg.name, interval_seconds=interval, alert_window_seconds=window,
+                             active=True, next_poll_at=now, created_at=now))
+        else:
+            row.name, row.interval_seconds, row.alert_window_seconds = cfg.name, interval, window
+            if not row.active:
+                row.active, row.next_poll_at = True, now
+            session.add(row)
+    for url, row in existing.items():
+        if url not in configured and row.active:
+            row.active = False
+            session.add(row)
+
+    subs = {row.name: row for row in session.exec(select(Subscription))}
+    for cfg in settings.subscriptions:
+        schedule = parse_schedule(cfg.schedule, cfg.timezone)
+        row = subs.get(cfg.name)
+        if row is None:
+            session.add(Subscription(name=cfg.name, schedule=cfg.schedule, created_at=now,
+                                     next_due_at=schedule.next_due(now)))
+        elif row.schedule != cfg.schedule:
+            row.schedule, row.next_due_at = cfg.schedule, schedule.next_due(now)
+            session.add(row)
+    session.flush()
+
+
+def claim_due_feeds(
+    engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False
+) -> list[ClaimedFeed]:
+    """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
+
+    Other workers may race for the same rows: each claim is a conditional UPDATE
+    and only a row count of 1 means this process holds the feed.
+    """
+    until = now + timedelta(seconds=lease_seconds)
+    free = sa.or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) < now)
+    query = select(Feed).where(col(Feed.active).is_(True), free)
+    if not include_not_due:
+        query = query.where(sa.or_(col(Feed.next_poll_at).is_(None), col(Feed.next_poll_at) <= now))
+    query = query.order_by(col(Feed.next_poll_at)).limit(limit)
+    claimed: list[ClaimedFeed] = []
+    with Session(engine) as session:
+        candidates = list(session.exec(query))
+        for row in candidates:
+            assert row.id is not None
+            result = session.execute(
+                sa.update(Feed)
+                .where(col(Feed.id) == row.id, free)
+                .values(lease_until=until, lease_owner=owner)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(ClaimedFeed(
+                    id=row.id, url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
+                    first_poll=row.first_polled_at is None, alert_window_seconds=row.alert_window_seconds,
+                    interval_seconds=row.interval_seconds, error_count=row.error_count))
+        session.commit()
+    return claimed
+
+
+def record_poll_success(
+    session: Session, feed_id: int, *, now: datetime, status: int, etag: str | None,
+    last_modified: str | None, next_poll_at: datetime, not_modified: bool,
+) -> None:
+    values: dict[str, Any] = dict(
+        last_status=status, last_error=None, error_count=0, last_polled_at=now, last_success_at=now,
+        next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
+    )
+    if not not_modified:
+        values.update(etag=etag, last_modified=last_modified)
+    session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
+    session.execute(
+        sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.first_polled_at).is_(None))
+        .values(first_polled_at=now)
+    )
+
+
+def record_poll_failure(
+    session: Session, feed_id: int, *, now: datetime, status: int | None, error: str, next_poll_at: datetime,
+    disable: bool = False,
+) -> None:
+    values: dict[str, Any] = dict(
+        last_status=status, last_error=error[:2000], error_count=Feed.error_count + 1, last_polled_at=now,
+        next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
+    )
+    if disable:
+        values["active"] = False
+    session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
+
+
+def list_feeds(session: Session) -> list[Feed]:
+    return list(session.exec(select(Feed).order_by(col(Feed.id))))
+
+
+# --- items and hits ----------------------------------------------------------------------------
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def insert_new_items(
+    session: Session, feed_id: int, items: Sequence[Item], *, alertable: Sequence[bool]
+) -> list[tuple[int, Item, bool]]:
+    """Insert the items this database has not seen; return ``(id, item, alertable)`` for those only."""
+    by_fp: dict[str, tuple[Item, bool]] = {}
+    for item, ok in zip(items, alertable, strict=True):
+        by_fp.setdefault(item.fingerprint, (item, ok))  # a feed repeating an entry: keep the first
+    new: list[tuple[int, Item, bool]] = []
+    rows = [
+        dict(fingerprint=fp, feed_id=feed_id, guid=it.guid, link=it.link, title=it.title, summary=it.summary,
+             content=it.content, author=it.author, published_at=it.published_at, fetched_at=it.fetched_at,
+             alertable=ok)
+        for fp, (it, ok) in by_fp.items()
+    ]
+    table = ItemRow.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table)
+            .values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["fingerprint"])
+            .returning(table.c.id, table.c.fingerprint)
+        )
+        for item_id, fp in session.execute(stmt):
+            item, ok = by_fp[fp]
+            new.append((item_id, item, ok))
+    return new
+
+
+def insert_hits(session: Session, hits: Iterable[tuple[int, Match]], *, now: datetime) -> int:
+    """Store hits; a (item, watchlist) pair already stored is left alone. Returns the count inserted."""
+    rows = [
+        dict(item_id=item_id, watchlist=m.watchlist, watchlist_version=m.version, score=m.score,
+             evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
+        for item_id, m in hits
+    ]
+    table = Hit.__table__  # type: ignore[attr-defined]
+    inserted = 0
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table).values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
+            .returning(table.c.id)
+        )
+        inserted += len(session.execute(stmt).all())
+    return inserted
+
+
+def _hit_query() -> Any:
+    return (
+        sa.select(Hit, ItemRow, Feed)
+        .join(ItemRow, col(ItemRow.id) == col(Hit.item_id))
+        .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+    )
+
+
+def _view(hit: Hit, item: ItemRow, feed: Feed) -> StoredHit:
+    assert hit.id is not None and hit.created_at is not None
+    return StoredHit(
+        hit_id=hit.id, item_id=hit.item_id, watchlist=hit.watchlist, score=hit.score,
+        evidence=json.loads(hit.evidence), title=item.title, link=item.link, summary=item.summary,
+        published_at=item.published_at, feed_name=feed.name, feed_url=feed.url, created_at=hit.created_at,
+    )
+
+
+def list_hits(session: Session, *, watchlist: str | None = None, limit: int | None = None) -> list[StoredHit]:
+    query = _hit_query().order_by(col(Hit.id))
+    if watchlist:
+        query = query.where(col(Hit.watchlist) == watchlist)
+    if limit:
+        query = query.limit(limit)
+    return [_view(h, i, f) for h, i, f in session.execute(query)]
+
+
+def undelivered_hits(
+    session: Session, subscription_id: int, watchlists: Sequence[str], *, since: datetime, limit: int
+) -> list[StoredHit]:
+    """Hits on these watchlists created since ``since`` that this subscription has not been sent."""
+    sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
+        col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
+    )
+    query = (
+        _hit_query()
+        .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, ~sa.exists(sent))
+        .order_by(col(Hit.id))
+        .limit(limit)
+    )
+    return [_view(h, i, f) for h, i, f in session.execute(query)]
+
+
+# --- subscriptions and the outbox --------------------------------------------------------------
+
+
+def get_subscriptions(session: Session) -> dict[str, Subscription]:
+    return {row.name: row for row in session.exec(select(Subscription))}
+
+
+def claim_subscription(session: Session, sub_id: int, *, now: datetime, lease_seconds: int) -> bool:
+    """Compare-and-set lease on a subscription while its digest is planned (other workers may race)."""
+    free = sa.or_(col(Subscription.lease_until).is_(None), col(Subscription.lease_until) < now)
+    result = session.execute(
+        sa.update(Subscription).where(col(Subscription.id) == sub_id, free)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish_subscription_plan(session: Session, sub_id: int, *, now: datetime, next_due_at: datetime | None) -> None:
+    session.execute(
+        sa.update(Subscription).where(col(Subscription.id) == sub_id)
+        .values(lease_until=None, last_planned_at=now, next_due_at=next_due_at)
+    )
+
+
+def enqueue_delivery(
+    session: Session, *, subscription_id: int, key: str, transport: str, subject: str, payload: bytes,
+    recipients: str, hit_ids: Sequence[int], now: datetime,
+) -> int:
+    """Add a rendered delivery and link its hits; the unique (subscription, hit) key forbids a second send."""
+    delivery = Delivery(
+        subscription_id=subscription_id, key=key, transport=transport, status="pending", subject=subject,
+        payload=payload, recipients=recipients, hit_count=len(hit_ids), next_attempt_at=now, created_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    assert delivery.id is not None
+    session.execute(
+        sa.insert(DeliveryHit),
+        [dict(delivery_id=delivery.id, hit_id=h, subscription_id=subscription_id) for h in hit_ids],
+    )
+    return delivery.id
+
+
+def claim_due_deliveries(
+    engine: Engine, *, now: datetime, lease_seconds: int, limit: int, ids: Sequence[int] | None = None
+) -> list[Delivery]:
+    """Claim pending deliveries whose next attempt is due (conditional UPDATE per row; others may race)."""
+    until = now + timedelta(seconds=lease_seconds)
+    free = sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now)
+    query = select(Delivery).where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now, free)
+    if ids is not None:
+        query = query.where(col(Delivery.id).in_(list(ids)))
+    query = query.order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
+    claimed: list[Delivery] = []
+    with Session(engine, expire_on_commit=False) as session:
+        for row in list(session.exec(query)):
+            result = session.execute(
+                sa.update(Delivery).where(col(Delivery.id) == row.id, free).values(lease_until=until)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(row)
+        session.commit()
+    return claimed
+
+
+def record_delivery_sent(session: Session, delivery_id: int, *, now: datetime, target: str) -> None:
+    session.execute(
+        sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(
+            status="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error=None, lease_until=None,
+            target=target,
+        )
+    )
+
+
+def record_delivery_failure(
+    session: Session, delivery_id: int, *, error: str, next_attempt_at: datetime | None
+) -> None:
+    """A failed attempt: retry at ``next_attempt_at``, or ``dead`` when it is None."""
+    session.execute(
+        sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(
+            status="pending" if next_attempt_at is not None else "dead",
+            attempts=Delivery.attempts + 1, last_error=error[:2000], next_attempt_at=next_attempt_at,
+            lease_until=None,
+        )
+    )
+
+
+def list_deliveries(session: Session, *, status: str | None = None) -> list[Delivery]:
+    query = select(Delivery).order_by(col(Delivery.id))
+    if status:
+        query = query.where(col(Delivery.status) == status)
+    return list(session.exec(query))
