@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -36,7 +36,9 @@ class Schedule:
         """The first due time strictly after ``after`` (UTC-aware in, aware out); None when immediate."""
         if self.trigger is None:
             return None
-        return self.trigger.get_next_fire_time(None, after)
+        # The trigger counts a fire time equal to ``now`` as due; we want the next one.
+        fire = self.trigger.get_next_fire_time(None, after + timedelta(seconds=1))
+        return fire.astimezone(UTC) if fire is not None else None
 
 
 def parse_schedule(text: str, default_zone: str = "UTC") -> Schedule:

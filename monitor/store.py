@@ -283,10 +283,11 @@ def enqueue_delivery(
     session.add(delivery)
     session.flush()
     assert delivery.id is not None
-    session.execute(
-        sa.insert(DeliveryHit),
-        [dict(delivery_id=delivery.id, hit_id=h, subscription_id=subscription_id) for h in hit_ids],
-    )
+    if hit_ids:
+        session.execute(
+            sa.insert(DeliveryHit),
+            [dict(delivery_id=delivery.id, hit_id=h, subscription_id=subscription_id) for h in hit_ids],
+        )
     return delivery.id
 
 

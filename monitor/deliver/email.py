@@ -27,8 +27,14 @@ _CONTROL = dict.fromkeys([*range(0, 32), 127], " ")
 
 
 def header_safe(value: str, limit: int = 900) -> str:
-    """One line, no control characters; what every header value goes through."""
-    return " ".join(value.translate(_CONTROL).split())[:limit]
+    """One line, no control characters, no RFC 2047 encoded words; what every header value goes through.
+
+    An encoded word written in the text (``=?utf-8?q?=0D=0ABcc:...?=``) would be
+    decoded by the email package and written back raw, CR/LF included: a header
+    injection. Breaking the ``=?`` opener keeps the text readable and inert.
+    """
+    flat = " ".join(value.translate(_CONTROL).split()).replace("=?", "= ?")
+    return flat[:limit]
 
 
 def message_id(key: str, sender: str) -> str:
@@ -53,7 +59,16 @@ def compose(
         msg[name] = header_safe(value)
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
-    return msg.as_bytes()
+    raw = msg.as_bytes()
+    # Defence in depth: the header block must hold exactly the headers set above.
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    names = {
+        line.split(b":", 1)[0].decode("ascii", "replace").lower() for line in head if line[:1] not in (b" ", b"\t")
+    }
+    expected = {k.lower() for k in msg.keys()}
+    if names != expected:
+        raise ValueError(f"refusing to send a message whose headers changed in composition: {sorted(names - expected)}")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,11 +133,14 @@ def _parse_xml_feed(content: bytes, *, url: str, content_type: str | None) -> Pa
     if not raw_entries:
         # A feed with no entries is fine; a document that broke before its first
         # entry, or that no format claims (an HTML page), is not.
-        broken = isinstance(result.get("bozo_exception"), xml.sax.SAXException)
-        if broken or not result.get("version"):
-            reason = result.get("bozo_exception")
-            detail = f" ({reason})" if reason else ""
-            raise ParseError(f"{url}: not a feed, or broken before its first entry{detail}", url=url)
+        reason = result.get("bozo_exception")
+        if isinstance(reason, xml.sax.SAXException):
+            raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
+        if not result.get("version"):
+            raise ParseError(
+                f"{url}: not a feed (no RSS, Atom, RDF or JSON Feed document found; an HTML page?)",
+                url=url,
+            )
     feed = result.feed
     feed_link = _absolute(feed.get("link"), url)
     entries: list[Entry] = []

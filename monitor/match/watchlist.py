@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -439,7 +440,7 @@ class _WatchlistReader:
             r.error(node, f"{where}: anniversary: true needs an 'event' term to resolve")
         return Rule(rule_id, node.start_mark.line + 1, tuple(terms), none, within, weight, anniversary, prefilter)
 
-    def example(self, node: Node, expect: bool) -> Example:
+    def example(self, node: Node, *, expect: bool) -> Example:
         r = self.r
         line = node.start_mark.line + 1
         if isinstance(node, yaml.ScalarNode):
@@ -492,7 +493,7 @@ class _WatchlistReader:
             for key, expect in (("match", True), ("no_match", False)):
                 if key in ex:
                     examples.extend(r.each(r.items(ex[key][1], f"examples.{key}"),
-                                           lambda n, e=expect: self.example(n, e)))
+                                           partial(self.example, expect=expect)))
         ids = [rule.id for rule in (*rules, *exclude)]
         for rule in (*rules, *exclude):
             if ids.count(rule.id) > 1:

@@ -1,0 +1,192 @@
+"""Parsed entries to normalised items: canonical URLs, plain text, UTC dates, fingerprints.
+
+Pure: values in, values out. The time is a parameter (``now``); this module
+must not read the clock, do I/O, read settings or import httpx. It decides what
+makes two entries "the same item" (:func:`normalize_entry`'s fingerprint), so
+changing it changes deduplication for stored items: do so deliberately.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from monitor.domain import Entry, Item
+
+__all__ = ["canonical_url", "fingerprint", "html_to_text", "normalize_entry"]
+
+# A feed's clock may run ahead a little (zones misdeclared by hours); beyond a
+# day the date is wrong, and a future date would pin the item to the top.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+# Query parameters that identify the campaign or the click, not the page.
+_TRACKING_PARAMS = frozenset({
+    "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "igshid", "twclid",
+    "mc_cid", "mc_eid", "ref", "ref_src", "ref_url", "cmpid", "cmp", "ncid", "ocid", "sr_share",
+    "_hsenc", "_hsmi", "mkt_tok", "wt_mc", "wt.mc_id", "wt_zmc", "at_medium", "at_campaign",
+    "at_custom1", "at_custom2", "at_custom3", "at_custom4", "spm", "__twitter_impression",
+    "xtor", "ito", "s_cid", "cid_source", "rss_source", "smid", "partner", "ftag",
+})
+_TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "oly_")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_GOOGLE_HOSTS = re.compile(r"^(?:www\.)?google\.[a-z.]{2,6}$")
+
+
+def canonical_url(url: str) -> str:
+    """One spelling per page, so the same link from two feeds is one item.
+
+    Lower-cases scheme and host, drops default ports, credentials, the
+    fragment and tracking parameters, sorts the remaining query parameters,
+    and unwraps ``google.com/url?...&url=`` redirects (Google Alerts). A URL
+    that cannot be parsed is returned stripped but otherwise unchanged.
+    """
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    if scheme not in ("http", "https") or not host:
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if _GOOGLE_HOSTS.match(host) and parts.path == "/url":
+        for key, value in query:
+            if key in ("url", "q") and value.startswith(("http://", "https://")):
+                return canonical_url(value)
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{netloc}:{port}"
+    kept = sorted(
+        (k, v) for k, v in query
+        if k.lower() not in _TRACKING_PARAMS and not k.lower().startswith(_TRACKING_PREFIXES)
+    )
+    return urlunsplit((scheme, netloc, parts.path or "/", urlencode(kept), ""))
+
+
+# --------------------------------------------------------------------------- HTML to text
+
+_BLOCK_TAGS = frozenset({
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption",
+    "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
+    "ol", "p", "pre", "section", "table", "tr", "ul",
+})
+_SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title", "iframe", "object"})
+_SPACES = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self, *, markup: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+        # In markup, source line breaks are just whitespace; in plain text they are breaks.
+        self._markup = markup
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data.replace("\n", " ") if self._markup else data)
+
+
+def html_to_text(html: str) -> str:
+    """Plain text from an HTML fragment (or from text with entities).
+
+    Tags are removed, entities unescaped, script/style contents dropped, runs of
+    whitespace collapsed to one space, and block boundaries (paragraphs, line
+    breaks, list items) kept as single newlines.
+    """
+    if not html:
+        return ""
+    parser = _TextExtractor(markup=bool(_TAG.search(html)))
+    parser.feed(html)
+    parser.close()
+    text = "".join(parser.parts).replace("\xa0", " ").replace("\r", "\n")
+    text = _SPACES.sub(" ", text)
+    return _NEWLINES.sub("\n", text).strip()
+
+
+# --------------------------------------------------------------------------- items
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def fingerprint(*, link: str | None, guid: str | None, feed_url: str, title: str, summary: str,
+                content: str = "") -> str:
+    """The identity of an item across feeds and polls.
+
+    The canonical link when there is one (the same story from two feeds is one
+    item). Else the GUID, scoped by the feed: RSS only promises a GUID is unique
+    within its feed, and short ones like ``"1234"`` collide across feeds. Else a
+    hash of the normalised text (content too when title and summary are empty).
+    """
+    if link:
+        return "link:" + _sha256(canonical_url(link))
+    if guid:
+        return "guid:" + _sha256(canonical_url(feed_url) + "\n" + guid.strip())
+    body = _fold(title) + "\n" + _fold(summary)
+    if not (title.strip() or summary.strip()):
+        body += "\n" + _fold(content)
+    return "hash:" + _sha256(body)
+
+
+def normalize_entry(entry: Entry, *, feed_url: str, now: datetime) -> Item:
+    """Turn a parsed entry into an item: text fields, canonical link, UTC date, fingerprint.
+
+    ``now`` (timezone-aware) is the fetch time: it becomes ``fetched_at``, and
+    a ``published`` date more than a day after it is clamped to it.
+    """
+    if now.tzinfo is None:
+        raise ValueError("normalize_entry needs a timezone-aware 'now'")
+    now = now.astimezone(UTC)
+    title = " ".join(html_to_text(entry.title).split())
+    summary = html_to_text(entry.summary)
+    content = html_to_text(entry.content)
+    link = canonical_url(entry.link) if entry.link and entry.link.strip() else None
+    guid = entry.guid.strip() if entry.guid and entry.guid.strip() else None
+    published = entry.published
+    if published is not None:
+        published = published.replace(tzinfo=UTC) if published.tzinfo is None else published.astimezone(UTC)
+        if published > now + FUTURE_TOLERANCE:
+            published = now
+    author = " ".join(html_to_text(entry.author).split()) if entry.author else None
+    return Item(
+        fingerprint=fingerprint(link=link, guid=guid, feed_url=feed_url, title=title, summary=summary,
+                                content=content),
+        title=title,
+        link=link,
+        guid=guid,
+        summary=summary,
+        content=content,
+        published_at=published,
+        author=author or None,
+        feed_url=feed_url,
+        fetched_at=now,
+    )

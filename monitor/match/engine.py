@@ -1,0 +1,639 @@
+"""One compiled matcher for all watchlists: normalised text, one automaton, cheap rule checks.
+
+Owns: text normalisation (HTML tags blanked, case folded, dashes/underscores as spaces,
+curly apostrophes straightened) with a map back to the original offsets; compiling every
+actor alias, cue, phrase and calendar phrasing of every watchlist into a single
+Aho-Corasick automaton; per item, finding candidate rules from the automaton's hits only,
+evaluating their windows (sentence, paragraph, document, N words), scores, exclusions and
+anniversary resolution; evidence dicts; ``explain`` and ``run_examples``.
+
+Must not: read the clock (the reference date is a parameter), do I/O, or import the
+database, HTTP or CLI layers. Per-item work is proportional to the automaton's hits and
+the candidate rules they trigger, never to the number of watchlists.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import ahocorasick
+
+from monitor.domain import Document, Match
+from monitor.match.anniversaries import CalendarEvent, Resolution, find_ordinals, resolve
+from monitor.match.watchlist import FIELDS, Actor, LoadResult, Rule, Term, Watchlist, expand_alias
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation
+
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d_\u00b7\u30fb"
+_TRANSLATE = str.maketrans(
+    {**{c: " " for c in _DASHES}, "\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'",
+     "\u00b4": "'", "\u00a0": " ", "\t": " ", "\r": " ", "\u3000": " ", "\u200b": " "}
+)
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+
+
+def _is_cjk(ch: str) -> bool:
+    o = ord(ch)
+    return (0x1100 <= o <= 0x11FF or 0x3040 <= o <= 0x30FF or 0x3130 <= o <= 0x318F
+            or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF
+            or 0xF900 <= o <= 0xFAFF)
+
+
+def normalise(text: str) -> tuple[str, list[int] | None]:
+    """Text for matching, and for each of its characters the offset in ``text``.
+
+    The map is None when offsets are unchanged (the common case: tags are blanked with
+    spaces of the same length and lower-casing rarely changes lengths).
+    """
+    if "<" in text:
+        text = _TAG.sub(lambda m: " " * len(m.group()), text)
+    folded = text.translate(_TRANSLATE)
+    out = folded.casefold()
+    if len(out) == len(folded):
+        return out, None
+    # Rare: a character folds to several ("ß" -> "ss"); keep a per-character map.
+    chars: list[str] = []
+    offsets: list[int] = []
+    for i, ch in enumerate(folded):
+        f = ch.casefold()
+        chars.append(f)
+        offsets.extend([i] * len(f))
+    return "".join(chars), offsets
+
+
+def normalise_phrase(phrase: str) -> tuple[str, bool]:
+    """A phrase as the automaton stores it, and whether it is a prefix (trailing ``*``)."""
+    prefix = phrase.endswith("*")
+    if prefix:
+        phrase = phrase[:-1]
+    text, _ = normalise(phrase)
+    return " ".join(text.split()), prefix
+
+
+def _needs_boundary(ch: str) -> bool:
+    # Alphabetic scripts need word boundaries; Chinese and Korean do not (Korean particles
+    # attach to the noun: 중국과, 조선은).
+    return ch.isalnum() and not _is_cjk(ch)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled values
+
+
+@dataclass(slots=True)
+class _Hit:
+    field: int
+    start: int  # offsets in the normalised field text
+    end: int
+    atom: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Atom:
+    kind: str  # actor | phrase | event | prefilter
+    key: str  # normalised alias / phrase
+    actor: str | None = None
+    events: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _CTerm:
+    term: Term
+    atoms: frozenset[int]
+    regexes: tuple[re.Pattern[str], ...]
+    document: bool
+    label: str
+    children: tuple[_CTerm, ...] = ()
+    events: frozenset[str] | None = None  # for event terms: allowed calendar ids (None = any)
+
+
+@dataclass(slots=True)
+class _CRule:
+    rule: Rule
+    watchlist: int
+    terms: tuple[_CTerm, ...]
+    none: tuple[_CTerm, ...]
+    exclude: bool
+
+
+@dataclass(slots=True)
+class _Field:
+    name: str
+    original: str
+    norm: str
+    offsets: list[int] | None
+    _sentences: list[int] | None = None
+    _paragraphs: list[int] | None = None
+    _words: list[int] | None = None
+
+    def orig(self, start: int, end: int) -> tuple[int, int]:
+        if self.offsets is None:
+            return start, end
+        return self.offsets[start], self.offsets[end - 1] + 1
+
+    def sentence_of(self, pos: int) -> int:
+        if self._sentences is None:
+            self._sentences = [m.end() for m in _SENTENCE_END.finditer(self.norm)]
+        return bisect_right(self._sentences, pos)
+
+    def sentence_span(self, index: int) -> tuple[int, int]:
+        self.sentence_of(0)
+        ends = self._sentences or []
+        start = ends[index - 1] if index > 0 else 0
+        end = ends[index] if index < len(ends) else len(self.norm)
+        return start, end
+
+    def paragraph_of(self, pos: int) -> int:
+        if self._paragraphs is None:
+            self._paragraphs = [m.end() for m in re.finditer(r"\n", self.norm)]
+        return bisect_right(self._paragraphs, pos)
+
+    def word_of(self, pos: int) -> int:
+        if self._words is None:
+            self._words = [m.end() for m in _WORD_GAP.finditer(self.norm)]
+        return bisect_right(self._words, pos)
+
+
+# A sentence ends at . ! ? ; (not after Mr/Dr/St or a single letter such as "N." or "U.S.")
+# or at CJK full stops, or at a line break.
+_SENTENCE_END = re.compile(
+    r"(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bdr)(?<!\bst)(?<!\bno)(?<!\bvs)(?<!\b\w)"
+    r"[.!?;]+[\"')\]\u201d]*(?=\s|$)|[。！？；]|\n"
+)
+_WORD_GAP = re.compile(r"\s+|[\u3400-\u9fff]{2}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The matcher
+
+
+class Matcher:
+    """All watchlists compiled once; ``match`` is pure and thread-safe."""
+
+    def __init__(self) -> None:
+        self._atoms: list[_Atom] = []
+        self._atom_index: dict[tuple[str, str], int] = {}
+        self._keys: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        self._automaton: Any = None
+        self._watchlists: list[Watchlist] = []
+        self._rules: list[_CRule] = []
+        self._triggers: dict[int, list[int]] = defaultdict(list)
+        self._actors: dict[str, Actor] = {}
+        self._actor_atoms: dict[str, int] = {}
+        self._calendar: dict[str, CalendarEvent] = {}
+        self._actor_sides: dict[int, tuple[str, ...]] = {}
+        self._topic_atoms: set[int] = set()
+
+    # -- compile --------------------------------------------------------------------------
+
+    @classmethod
+    def compile(cls, result: LoadResult) -> Matcher:
+        """Compile every valid watchlist of ``result`` into one matcher."""
+        self = cls()
+        self._actors = dict(result.actors)
+        self._calendar = dict(result.calendar.events)
+        for actor in result.actors.values():
+            atom = self._atom("actor", actor.id, actor=actor.id)
+            self._actor_atoms[actor.id] = atom
+            self._actor_sides[atom] = actor.sides
+            if actor.type == "topic":
+                self._topic_atoms.add(atom)
+            for alias in actor.aliases:
+                for variant in _alias_variants(alias, person=actor.type == "person"):
+                    self._add_key(variant, atom)
+        event_atoms: dict[str, set[str]] = defaultdict(set)
+        for event in result.calendar.events.values():
+            for alias in event.aliases:
+                for variant in expand_alias(alias):
+                    event_atoms[variant].add(event.id)
+        for variant, ids in event_atoms.items():
+            key, _ = normalise_phrase(variant)
+            atom = self._atom("event", key, events=tuple(sorted(ids)))
+            self._add_key(variant, atom)
+        for index, watchlist in enumerate(result.watchlists):
+            self._watchlists.append(watchlist)
+            for rule in watchlist.rules:
+                self._add_rule(index, watchlist, rule, exclude=False)
+            for rule in watchlist.exclude:
+                self._add_rule(index, watchlist, rule, exclude=True)
+        automaton = ahocorasick.Automaton()
+        for key, payloads in self._keys.items():
+            automaton.add_word(key, (len(key), tuple(payloads)))
+        if len(automaton):
+            automaton.make_automaton()
+            self._automaton = automaton
+        return self
+
+    def _atom(self, kind: str, key: str, *, actor: str | None = None, events: tuple[str, ...] = ()) -> int:
+        ident = (kind, actor or key)
+        if ident not in self._atom_index:
+            self._atom_index[ident] = len(self._atoms)
+            self._atoms.append(_Atom(kind, key, actor, events))
+        return self._atom_index[ident]
+
+    def _add_key(self, phrase: str, atom: int) -> None:
+        key, prefix = normalise_phrase(phrase)
+        if not key:
+            return
+        entry = (atom, not prefix)
+        if entry not in self._keys[key]:
+            self._keys[key].append(entry)
+
+    def _phrase_atom(self, phrase: str) -> int:
+        key, prefix = normalise_phrase(phrase)
+        atom = self._atom("phrase", key + ("*" if prefix else ""))
+        self._add_key(phrase, atom)
+        return atom
+
+    def _compile_term(self, term: Term, watchlist: Watchlist) -> _CTerm:
+        document = term.scope == "document"
+        if term.kind == "any":
+            children = tuple(self._compile_term(c, watchlist) for c in term.children)
+            atoms = frozenset().union(*(c.atoms for c in children))
+            regexes = tuple(r for c in children for r in c.regexes)
+            return _CTerm(term, atoms, regexes, document, "any", children)
+        if term.kind == "actor":
+            chosen = [a for a in self._actors.values()
+                      if (not term.actors or a.id in term.actors)
+                      and (not term.sides or set(a.sides) & set(term.sides))
+                      and (not term.types or a.type in term.types)]
+            label = "+".join(term.actors or term.sides or term.types)
+            return _CTerm(term, frozenset(self._actor_atoms[a.id] for a in chosen), (), document, label)
+        if term.kind in ("cue", "phrase"):
+            phrases = [p for name in term.values for p in watchlist.cues.get(name, ())] \
+                if term.kind == "cue" else list(term.values)
+            atoms = frozenset(self._phrase_atom(v) for p in phrases for v in expand_alias(p))
+            return _CTerm(term, atoms, (), document, ",".join(term.values) if term.kind == "cue" else "phrase")
+        if term.kind == "event":
+            allowed = None if term.values == ("any",) else frozenset(term.values)
+            atoms = frozenset(i for i, a in enumerate(self._atoms) if a.kind == "event"
+                              and (allowed is None or allowed.intersection(a.events)))
+            return _CTerm(term, atoms, (), document, "event", events=allowed)
+        pattern = re.compile(term.values[0])
+        return _CTerm(term, frozenset(), (pattern,), document, "regex")
+
+    def _add_rule(self, index: int, watchlist: Watchlist, rule: Rule, *, exclude: bool) -> None:
+        terms = tuple(self._compile_term(t, watchlist) for t in rule.all)
+        none = tuple(self._compile_term(t, watchlist) for t in rule.none)
+        rule_index = len(self._rules)
+        self._rules.append(_CRule(rule, index, terms, none, exclude))
+        # Trigger on the rarest term: a cue, phrase or event term beats a broad actor set.
+        triggers: frozenset[int]
+        if rule.prefilter:
+            triggers = frozenset(self._phrase_atom(p) for p in rule.prefilter)
+        else:
+            usable = [t for t in terms if t.atoms and not t.regexes]
+            if not usable:
+                usable = [t for t in terms if t.atoms]
+
+            def rank(t: _CTerm) -> tuple[int, int]:
+                broad = all(self._atoms[a].kind == "actor" for a in t.atoms)
+                return (1 if broad else 0, len(t.atoms))
+
+            triggers = min(usable, key=rank).atoms if usable else frozenset()
+        for atom in triggers:
+            self._triggers[atom].append(rule_index)
+
+    # -- match ----------------------------------------------------------------------------
+
+    @property
+    def watchlist_names(self) -> list[str]:
+        return [w.name for w in self._watchlists]
+
+    def match_many(self, docs: Iterable[Document], on: date | None = None) -> list[list[Match]]:
+        return [self.match(doc, on=on) for doc in docs]
+
+    def match(self, doc: Document, on: date | None = None) -> list[Match]:
+        """Every watchlist ``doc`` matches, best score first.
+
+        ``on`` is the reference date for anniversary ordinals (the item's published date,
+        else today); without it, falls back to ``doc.published``.
+        """
+        if self._automaton is None:
+            return []
+        if on is None and doc.published is not None:
+            on = doc.published.date()
+        fields: list[_Field] = []
+        hits: list[_Hit] = []
+        present: set[int] = set()
+        for fi, name in enumerate(FIELDS):
+            text = getattr(doc, name) or ""
+            if not text:
+                fields.append(_Field(name, "", "", None))
+                continue
+            norm, offsets = normalise(text)
+            fields.append(_Field(name, text, norm, offsets))
+            self._scan(fi, norm, hits, present)
+        if not hits:
+            return []
+        candidates: set[int] = set()
+        for atom in present:
+            rules = self._triggers.get(atom)
+            if rules:
+                candidates.update(rules)
+        if not candidates:
+            return []
+        ctx = _Context(self, fields, hits, on)
+        by_watchlist: dict[int, list[tuple[_CRule, float, list[dict[str, Any]]]]] = defaultdict(list)
+        excluded: set[int] = set()
+        for rule_index in sorted(candidates):
+            crule = self._rules[rule_index]
+            if crule.watchlist in excluded:
+                continue
+            if not all(t.regexes or not t.atoms.isdisjoint(present) for t in crule.terms):
+                continue
+            fired = ctx.evaluate(crule)
+            if fired is None:
+                continue
+            if crule.exclude:
+                excluded.add(crule.watchlist)
+            else:
+                by_watchlist[crule.watchlist].append((crule, *fired))
+        matches: list[Match] = []
+        for index, fired_rules in by_watchlist.items():
+            if index in excluded:
+                continue
+            watchlist = self._watchlists[index]
+            score = sum(crule.rule.weight * weight for crule, weight, _ in fired_rules)
+            if score < watchlist.threshold:
+                continue
+            evidence = tuple(e for _, _, ev in fired_rules for e in ev)
+            matches.append(Match(watchlist.name, watchlist.version, round(score, 4), evidence))
+        matches.sort(key=lambda m: (-m.score, m.watchlist))
+        return matches
+
+    def _scan(self, fi: int, norm: str, hits: list[_Hit], present: set[int]) -> None:
+        found: list[_Hit] = []
+        n = len(norm)
+        for end_index, (length, payloads) in self._automaton.iter(norm):
+            start = end_index - length + 1
+            end = end_index + 1
+            left_ok = start == 0 or not _needs_boundary(norm[start]) or not norm[start - 1].isalnum()
+            if not left_ok:
+                continue
+            right_open = end == n or not _needs_boundary(norm[end - 1]) or not norm[end].isalnum()
+            for atom, needs_right in payloads:
+                if needs_right and not right_open:
+                    continue
+                found.append(_Hit(fi, start, end, atom))
+        if not found:
+            return
+        # Longest actor mention wins: "South Korea" hides its "Korea", "Korean Peninsula"
+        # hides "Korean", and a topic phrase ("North Korea's nuclear programme") hides the
+        # country inside it, so a country discussed is not a country taking part.
+        actor_spans = [(h.start, h.end) for h in found if self._atoms[h.atom].kind == "actor"]
+        for h in found:
+            if self._atoms[h.atom].kind == "actor" and any(
+                s <= h.start and h.end <= e and (e - s) > (h.end - h.start) for s, e in actor_spans
+            ):
+                continue
+            if h.atom in self._topic_atoms:
+                continue
+            hits.append(h)
+            present.add(h.atom)
+
+    # -- helpers used by the evaluation context -----------------------------------------------
+
+    def sides_of(self, atom: int) -> tuple[str, ...]:
+        return self._actor_sides.get(atom, ())
+
+
+class _Context:
+    """Per-document evaluation state: hits grouped per term, units, regex results."""
+
+    def __init__(self, matcher: Matcher, fields: list[_Field], hits: list[_Hit], on: date | None) -> None:
+        self.m = matcher
+        self.fields = fields
+        self.hits = hits
+        self.on = on
+        self._regex_cache: dict[re.Pattern[str], list[_Hit]] = {}
+        self._sides: frozenset[str] | None = None
+
+    @property
+    def sides(self) -> frozenset[str]:
+        if self._sides is None:
+            self._sides = frozenset(s for h in self.hits for s in self.m.sides_of(h.atom))
+        return self._sides
+
+    def term_hits(self, term: _CTerm) -> list[_Hit]:
+        out = [h for h in self.hits if h.atom in term.atoms] if term.atoms else []
+        for pattern in term.regexes:
+            if pattern not in self._regex_cache:
+                found: list[_Hit] = []
+                for fi, f in enumerate(self.fields):
+                    found.extend(_Hit(fi, m.start(), m.end(), -1) for m in pattern.finditer(f.norm)
+                                 if m.end() > m.start())
+                self._regex_cache[pattern] = found
+            out.extend(self._regex_cache[pattern])
+        return out
+
+    def unit(self, hit: _Hit, within: str | int) -> tuple[int, int]:
+        f = self.fields[hit.field]
+        if within == "sentence":
+            return hit.field, f.sentence_of(hit.start)
+        if within == "paragraph":
+            return hit.field, f.paragraph_of(hit.start)
+        return (0, 0)
+
+    def evaluate(self, crule: _CRule) -> tuple[float, list[dict[str, Any]]] | None:
+        """The best window where the rule holds: (field weight, evidence), else None."""
+        rule = crule.rule
+        window_terms = [t for t in crule.terms if not t.document]
+        doc_terms = [t for t in crule.terms if t.document]
+        doc_hits: list[list[_Hit]] = []
+        for t in doc_terms:
+            found = self.term_hits(t)
+            if not found:
+                return None
+            doc_hits.append(found)
+        for t in crule.none:
+            if t.document and self.term_hits(t):
+                return None
+        weights = self.m._watchlists[crule.watchlist].field_weights
+        term_hits = [self.term_hits(t) for t in window_terms]
+        if any(not hs for hs in term_hits):
+            return None
+        for group in self._windows(window_terms, term_hits, rule.within):
+            resolution: tuple[_Hit, Resolution] | None = None
+            if rule.anniversary:
+                resolution = self._resolve(window_terms, group)
+                if resolution is None:
+                    continue
+            if any(self._inside(t, group, rule.within) for t in crule.none if not t.document):
+                continue
+            chosen = [hs[0] for hs in group] + [hs[0] for hs in doc_hits]
+            weight = max(weights[self.fields[h.field].name] for h in chosen)
+            evidence = [self._evidence(rule.id, t, hs[0], resolution)
+                        for t, hs in zip([*window_terms, *doc_terms], [*group, *doc_hits], strict=True)]
+            return weight, evidence
+        return None
+
+    def _windows(self, terms: list[_CTerm], term_hits: list[list[_Hit]],
+                 within: str | int) -> Iterable[list[list[_Hit]]]:
+        """Groups of hits (one list per term) that share a window, best field first."""
+        if not terms:
+            yield []
+            return
+        if isinstance(within, int):
+            # Anchor on each hit of the rarest term; every other term needs a hit within N words.
+            anchor_index = min(range(len(terms)), key=lambda i: len(term_hits[i]))
+            for anchor in sorted(term_hits[anchor_index], key=lambda h: (h.field, h.start)):
+                f = self.fields[anchor.field]
+                aw = f.word_of(anchor.start)
+                group = []
+                for i, hs in enumerate(term_hits):
+                    near = [h for h in hs if h.field == anchor.field
+                            and abs(f.word_of(h.start) - aw) <= within] if i != anchor_index else [anchor]
+                    if not near:
+                        break
+                    group.append(near)
+                else:
+                    yield group
+            return
+        per_term: list[dict[tuple[int, int], list[_Hit]]] = []
+        for hs in term_hits:
+            units: dict[tuple[int, int], list[_Hit]] = defaultdict(list)
+            for h in hs:
+                units[self.unit(h, within)].append(h)
+            per_term.append(units)
+        shared = set(per_term[0])
+        for units in per_term[1:]:
+            shared &= set(units)
+        for key in sorted(shared):
+            yield [units[key] for units in per_term]
+
+    def _inside(self, term: _CTerm, group: list[list[_Hit]], within: str | int) -> bool:
+        found = self.term_hits(term)
+        if not found or not group:
+            return bool(found) and not group
+        anchor = group[0][0]
+        if isinstance(within, int):
+            f = self.fields[anchor.field]
+            aw = f.word_of(anchor.start)
+            return any(h.field == anchor.field and abs(f.word_of(h.start) - aw) <= within for h in found)
+        key = self.unit(anchor, within)
+        return any(self.unit(h, within) == key for h in found)
+
+    def _resolve(self, terms: list[_CTerm], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
+        for term, hs in zip(terms, group, strict=True):
+            allowed = _event_filter(term)
+            if allowed is False or allowed is True:
+                continue
+            for hit in hs:
+                atom = self.m._atoms[hit.atom] if hit.atom >= 0 else None
+                if atom is None or atom.kind != "event":
+                    continue
+                ids = [e for e in atom.events if allowed is None or e in allowed]
+                candidates = [self.m._calendar[e] for e in ids]
+                f = self.fields[hit.field]
+                s_start, s_end = f.sentence_span(f.sentence_of(hit.start))
+                ordinals = find_ordinals(f.norm[s_start:s_end])
+                # Closest ordinal first: "the 64th anniversary of the 1961 treaty".
+                ordinals.sort(key=lambda o: abs(o.start + s_start - hit.start))
+                found = resolve(candidates, [o.value for o in ordinals], self.on, self.sides)
+                if found is not None:
+                    return hit, found
+        return None
+
+    def _evidence(self, rule_id: str, term: _CTerm, hit: _Hit,
+                  resolution: tuple[_Hit, Resolution] | None) -> dict[str, Any]:
+        f = self.fields[hit.field]
+        start, end = f.orig(hit.start, hit.end)
+        atom = self.m._atoms[hit.atom] if hit.atom >= 0 else None
+        kind = "regex" if atom is None else "actor" if atom.kind == "actor" else \
+            "cue" if term.term.kind == "cue" or _has_cue(term) else "phrase"
+        out: dict[str, Any] = {"rule": rule_id, "field": f.name, "start": start, "end": end,
+                               "text": f.original[start:end], "kind": kind}
+        if atom is not None and atom.kind == "actor":
+            out["actor"] = atom.actor
+            out["alias"] = f.norm[hit.start:hit.end]
+        elif atom is not None:
+            out["alias"] = atom.key
+            if term.term.kind == "cue":
+                out["cue"] = term.label
+        else:
+            out["alias"] = term.regexes[0].pattern if term.regexes else ""
+        if resolution is not None and resolution[0] is hit:
+            out["kind"] = "anniversary"
+            out.update(resolution[1].evidence())
+        return out
+
+
+def _event_filter(term: _CTerm) -> frozenset[str] | bool | None:
+    """Allowed calendar ids for an event term (None = any); False when the term has no events."""
+    if term.term.kind == "event":
+        return term.events
+    if term.term.kind == "any":
+        kids = [_event_filter(c) for c in term.children]
+        sets = [k for k in kids if k is not False]
+        if not sets:
+            return False
+        if any(k is None for k in sets):
+            return None
+        return frozenset().union(*(k for k in sets if isinstance(k, frozenset)))
+    return False
+
+
+def _has_cue(term: _CTerm) -> bool:
+    return any(c.term.kind == "cue" for c in term.children)
+
+
+def _alias_variants(alias: str, *, person: bool) -> list[str]:
+    """Spellings of one alias: ``{a|b}`` alternatives and, for Korean personal names,
+    the given name written as one word (Choe Son Hui / Choe Son-hui / Choe Sonhui)."""
+    out = []
+    for variant in expand_alias(alias):
+        out.append(variant)
+        if person:
+            parts = normalise_phrase(variant)[0].split()
+            if len(parts) == 3 and all(p.isascii() and p.isalpha() for p in parts):
+                out.append(f"{parts[0]} {parts[1]}{parts[2]}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples and explanations
+
+
+def run_examples(result: LoadResult, matcher: Matcher) -> list[str]:
+    """Run every watchlist's embedded examples; one message per failure, [] when all pass."""
+    failures: list[str] = []
+    for watchlist in result.watchlists:
+        for example in watchlist.examples:
+            on = date.fromisoformat(example.on) if example.on else None
+            doc = Document(title=example.title, summary=example.summary, content=example.content)
+            names = {m.watchlist for m in matcher.match(doc, on=on)}
+            if (watchlist.name in names) != example.expect:
+                verb = "should match but did not" if example.expect else "should not match but did"
+                failures.append(f"{watchlist.path}:{example.line}: watchlist {watchlist.name!r}: example "
+                                f"{example.title[:80]!r} {verb}")
+    return failures
+
+
+def explain(match: Match) -> str:
+    """A readable account of why ``match`` matched, one line per piece of evidence."""
+    lines = [f"{match.watchlist} (version {match.version}) score {match.score:g}"]
+    for ev in match.evidence:
+        where = f"{ev.get('field')}[{ev.get('start')}:{ev.get('end')}]"
+        what = f"{ev.get('kind')} {ev.get('text')!r}"
+        if ev.get("actor"):
+            what += f" = actor {ev['actor']}"
+        elif ev.get("cue"):
+            what += f" = cue {ev['cue']}"
+        line = f"  rule {ev.get('rule')}: {what} at {where}"
+        if ev.get("kind") == "anniversary":
+            ordinal = ev.get("ordinal")
+            line += f" -> {ev.get('event_name')} ({ev.get('event')})"
+            if ordinal is not None:
+                check = {True: "matches", False: "does not match", None: "unchecked"}[ev.get("ordinal_ok")]
+                line += f", ordinal {ordinal} {check} expected {ev.get('expected_ordinal')}"
+        lines.append(line)
+    return "\n".join(lines)
+

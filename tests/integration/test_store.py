@@ -1,0 +1,135 @@
+"""The store on SQLite and PostgreSQL: new-once items, unique hits, at-most-once links, leases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from monitor import store
+from monitor.config import FeedConfig, Settings, SubscriptionConfig
+from monitor.db import make_engine, session_scope
+from monitor.domain import Item, Match
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def item(n: int, **kw: object) -> Item:
+    values: dict[str, object] = dict(
+        fingerprint=f"link:{n:064x}", title=f"Item {n}", link=f"https://example.org/{n}", guid=None,
+        summary="s", content="", published_at=NOW, author=None, feed_url="https://example.org/rss",
+        fetched_at=NOW,
+    )
+    values.update(kw)
+    return Item(**values)  # type: ignore[arg-type]
+
+
+def settings(**kw: object) -> Settings:
+    base: dict[str, object] = dict(
+        feeds=[FeedConfig(url="https://example.org/rss"), FeedConfig(url="https://example.org/other")],
+        subscriptions=[SubscriptionConfig(name="team", watchlists=["w"], email=["a@example.org"])],
+    )
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(db_url)
+    with session_scope(engine) as session:
+        store.sync_config(session, settings(), NOW)
+    yield engine
+    engine.dispose()
+
+
+def feed_id(engine: sa.Engine, url: str = "https://example.org/rss") -> int:
+    with session_scope(engine) as session:
+        return next(f.id for f in store.list_feeds(session) if f.url == url)  # type: ignore[return-value]
+
+
+def test_an_item_is_new_once_even_across_feeds(engine: sa.Engine) -> None:
+    first, second = feed_id(engine), feed_id(engine, "https://example.org/other")
+    with session_scope(engine) as session:
+        new = store.insert_new_items(session, first, [item(1), item(2)], alertable=[True, True])
+    assert [it.fingerprint for _, it, _ in new] == [item(1).fingerprint, item(2).fingerprint]
+    with session_scope(engine) as session:
+        again = store.insert_new_items(session, second, [item(2), item(3)], alertable=[True, True])
+    assert [it.fingerprint for _, it, _ in again] == [item(3).fingerprint]
+
+
+def test_a_feed_repeating_an_entry_stores_it_once(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        new = store.insert_new_items(session, feed_id(engine), [item(5), item(5)], alertable=[True, False])
+    assert len(new) == 1 and new[0][2] is True
+
+
+def test_hits_are_unique_per_item_and_watchlist(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        [(item_id, _, _)] = store.insert_new_items(session, feed_id(engine), [item(9)], alertable=[True])
+        match = Match(watchlist="w", version="1", score=2.0, evidence=({"kind": "cue", "text": "visit"},))
+        assert store.insert_hits(session, [(item_id, match)], now=NOW) == 1
+    with session_scope(engine) as session:
+        assert store.insert_hits(session, [(item_id, match)], now=NOW) == 0
+        hits = store.list_hits(session)
+    assert [(h.item_id, h.watchlist, h.evidence) for h in hits] == [(item_id, "w", [{"kind": "cue", "text": "visit"}])]
+
+
+def test_a_hit_is_linked_to_a_subscription_at_most_once(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        [(item_id, _, _)] = store.insert_new_items(session, feed_id(engine), [item(11)], alertable=[True])
+        store.insert_hits(session, [(item_id, Match("w", "1", 1.0))], now=NOW)
+        sub = store.get_subscriptions(session)["team"]
+    assert sub.id is not None
+    with session_scope(engine) as session:
+        pending = store.undelivered_hits(session, sub.id, ["w"], since=NOW - timedelta(days=1), limit=10)
+        assert len(pending) == 1
+        store.enqueue_delivery(session, subscription_id=sub.id, key="msg_1", transport="email", subject="s",
+                               payload=b"x", recipients="[]", hit_ids=[pending[0].hit_id], now=NOW)
+    with session_scope(engine) as session:
+        assert store.undelivered_hits(session, sub.id, ["w"], since=NOW - timedelta(days=1), limit=10) == []
+    with pytest.raises(sa.exc.IntegrityError), session_scope(engine) as session:
+        store.enqueue_delivery(session, subscription_id=sub.id, key="msg_2", transport="email", subject="s",
+                               payload=b"x", recipients="[]", hit_ids=[pending[0].hit_id], now=NOW)
+
+
+def test_a_claimed_feed_is_not_claimed_again_until_its_lease_expires(engine: sa.Engine) -> None:
+    first = store.claim_due_feeds(engine, now=NOW, owner="a", lease_seconds=60, limit=10)
+    assert {f.url for f in first} == {"https://example.org/rss", "https://example.org/other"}
+    assert store.claim_due_feeds(engine, now=NOW, owner="b", lease_seconds=60, limit=10, include_not_due=True) == []
+    later = store.claim_due_feeds(engine, now=NOW + timedelta(seconds=61), owner="b", lease_seconds=60, limit=10)
+    assert len(later) == 2
+
+
+def test_delivery_claim_and_failure_bookkeeping(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        sub = store.get_subscriptions(session)["team"]
+        assert sub.id is not None
+        delivery_id = store.enqueue_delivery(session, subscription_id=sub.id, key="msg_9", transport="email",
+                                             subject="s", payload=b"x", recipients="[]", hit_ids=[], now=NOW)
+    [claimed] = store.claim_due_deliveries(engine, now=NOW, lease_seconds=60, limit=10)
+    assert claimed.id == delivery_id
+    assert store.claim_due_deliveries(engine, now=NOW, lease_seconds=60, limit=10) == []
+    with session_scope(engine) as session:
+        store.record_delivery_failure(session, delivery_id, error="SMTP down", next_attempt_at=NOW + timedelta(minutes=1))
+    assert store.claim_due_deliveries(engine, now=NOW, lease_seconds=60, limit=10) == []
+    [again] = store.claim_due_deliveries(engine, now=NOW + timedelta(minutes=2), lease_seconds=60, limit=10)
+    assert again.attempts == 1 and again.last_error == "SMTP down" and again.key == "msg_9"
+    with session_scope(engine) as session:
+        store.record_delivery_failure(session, delivery_id, error="gone", next_attempt_at=None)
+        [dead] = store.list_deliveries(session, status="dead")
+    assert dead.attempts == 2
+
+
+def test_feeds_removed_from_config_are_deactivated(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        store.sync_config(session, settings(feeds=[FeedConfig(url="https://example.org/rss")]), NOW)
+    with session_scope(engine) as session:
+        active = {f.url: f.active for f in store.list_feeds(session)}
+    assert active == {"https://example.org/rss": True, "https://example.org/other": False}
+
+
+def test_timestamps_come_back_timezone_aware(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        [feed] = [f for f in store.list_feeds(session) if f.url.endswith("/rss")]
+    assert feed.next_poll_at == NOW and feed.next_poll_at.tzinfo is not None
