@@ -111,6 +111,15 @@ class WebhookConfig(_Strict):
         return value
 
 
+class RetryConfig(_Strict):
+    """When failed deliveries are retried: exponential from ``first_delay`` up to ``max_delay``,
+    dead after ``horizon``."""
+
+    first_delay: Duration = 30
+    max_delay: Duration = 6 * 3600
+    horizon: Duration = 3 * 86400
+
+
 class SubscriptionConfig(_Strict):
     name: str
     watchlists: list[str] = Field(min_length=1)
@@ -177,6 +186,7 @@ class Settings(BaseSettings):
     new_feed_alert_window: Duration = 86400
     poll_concurrency: int = Field(default=20, ge=1, le=500)
     delivery_batch: int = Field(default=200, ge=1)
+    delivery_retry: RetryConfig = Field(default_factory=RetryConfig)
     fetch_timeout: float = Field(default=20.0, gt=0)
     fetch_deadline: float = Field(default=60.0, gt=0)
     max_feed_bytes: int = Field(default=10 * 2**20, gt=0)

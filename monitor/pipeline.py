@@ -138,8 +138,10 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool = True) -> 
         upgrade(engine)
     source = WatchlistSource(settings.watchlists_dir)
     source.get()
+    retry = settings.delivery_retry
     ctx = Context(settings=settings, engine=engine, watchlists=source,
-                  owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+                  owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
+                  retry=RetryPolicy(first_delay=retry.first_delay, max_delay=retry.max_delay, horizon=retry.horizon))
     with session_scope(engine) as session:
         store.sync_config(session, settings, now)
     return ctx

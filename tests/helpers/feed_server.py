@@ -230,7 +230,9 @@ class FeedServer:
     def start(self) -> FeedServer:
         self._server = _Server(("127.0.0.1", 0), _RequestHandler)
         self._server.owner = self
-        self._thread = threading.Thread(target=self._server.serve_forever, name="feed-server", daemon=True)
+        # A short poll interval keeps shutdown (and so each test's teardown) fast.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        name="feed-server", daemon=True)
         self._thread.start()
         return self
 
