@@ -1,0 +1,76 @@
+"""``monitor match`` as other tools drive it: JSON Lines in, JSON Lines out, no database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Cli, write_config
+
+SEEDS = ROOT.parent / "shared" / "seeds"
+EXPECTED = {
+    "000": ({"anniversaries", "defense_treaties"}, set()),
+    "001": ({"anniversaries", "defense_treaties"}, set()),
+    "002": ({"delegation_visits", "anniversaries"}, {"defense_treaties"}),
+    "003": ({"anniversaries", "defense_treaties"}, {"delegation_visits"}),
+    "004": ({"delegation_visits", "anniversaries"}, set()),
+}
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(write_config(tmp_path / "monitor.yaml"))
+
+
+def run_match(cli: Cli, items: list[dict[str, str]]) -> dict[str, set[str]]:
+    lines = "".join(json.dumps(item) + "\n" for item in items)
+    out = cli("match", input=lines).stdout
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["id"] for r in results] == [item["id"] for item in items]
+    for record in results:
+        for m in record["matches"]:
+            assert m["score"] > 0 and m["evidence"], m
+    return {r["id"]: {m["watchlist"] for m in r["matches"]} for r in results}
+
+
+def test_seed_reports_match_the_lists_an_analyst_expects(cli: Cli) -> None:
+    if not SEEDS.is_dir():
+        pytest.skip(f"seed documents not present at {SEEDS}")
+    items = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        text = path.read_text(encoding="utf-8").strip()
+        title, _, body = text.partition("\n")
+        items.append({"id": path.name[:3], "title": title, "summary": body})
+    got = run_match(cli, items)
+    for key, (must, must_not) in EXPECTED.items():
+        assert must <= got[key], (key, got[key])
+        assert not (must_not & got[key]), (key, got[key])
+
+
+def test_near_misses_do_not_match(cli: Cli) -> None:
+    items = [
+        {"id": "missile", "title": "North Korea fires ballistic missile toward the East Sea",
+         "summary": "South Korea's military said Pyongyang launched a short-range missile on Tuesday."},
+        {"id": "pakistan", "title": "China and Pakistan mark 74th anniversary of diplomatic ties",
+         "summary": "Xi Jinping and the Pakistani president exchanged congratulatory messages."},
+        {"id": "iran", "title": "Russia and Iran sign strategic partnership treaty",
+         "summary": "Putin and Pezeshkian signed the treaty in Moscow, covering defence cooperation."},
+    ]
+    assert run_match(cli, items) == {"missile": set(), "pakistan": set(), "iran": set()}
+
+
+def test_explain_shows_the_evidence(cli: Cli) -> None:
+    line = json.dumps({"id": "x", "title": "Shoigu arrives in Pyongyang for talks with Kim Jong Un"})
+    out = cli("match", "--explain", input=line + "\n").stdout
+    assert "delegation_visits" in out
+    assert "Shoigu" in out and "Pyongyang" in out
+
+
+def test_bad_json_line_is_reported_and_others_still_match(cli: Cli) -> None:
+    good = json.dumps({"id": "ok", "title": "Markets rise"})
+    result = cli("match", input="{not json\n" + good + "\n", check=False)
+    assert result.returncode == 1
+    assert "line 1: not JSON" in result.stderr
+    assert json.loads(result.stdout) == {"id": "ok", "matches": []}
