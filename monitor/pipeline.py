@@ -33,7 +33,7 @@ from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, c
 from monitor.deliver.outbox import RetryPolicy, next_attempt_at
 from monitor.deliver.render import render_email, render_webhook
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
-from monitor.domain import Document, Item, StoredHit
+from monitor.domain import Document, Item, Match, StoredHit
 from monitor.errors import DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
@@ -278,7 +278,7 @@ def _store_outcome(
     ]
     with session_scope(ctx.engine) as session:
         new = store.insert_new_items(session, feed.id, items, alertable=alertable)
-        hits = []
+        hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
                 hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))

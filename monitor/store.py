@@ -71,15 +71,15 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
             session.add(row)
 
     subs = {row.name: row for row in session.exec(select(Subscription))}
-    for cfg in settings.subscriptions:
-        schedule = parse_schedule(cfg.schedule, cfg.timezone)
-        row = subs.get(cfg.name)
-        if row is None:
-            session.add(Subscription(name=cfg.name, schedule=cfg.schedule, created_at=now,
+    for sub in settings.subscriptions:
+        schedule = parse_schedule(sub.schedule, sub.timezone)
+        sub_row = subs.get(sub.name)
+        if sub_row is None:
+            session.add(Subscription(name=sub.name, schedule=sub.schedule, created_at=now,
                                      next_due_at=schedule.next_due(now)))
-        elif row.schedule != cfg.schedule:
-            row.schedule, row.next_due_at = cfg.schedule, schedule.next_due(now)
-            session.add(row)
+        elif sub_row.schedule != sub.schedule:
+            sub_row.schedule, sub_row.next_due_at = sub.schedule, schedule.next_due(now)
+            session.add(sub_row)
     session.flush()
 
 

@@ -111,7 +111,8 @@ def test_delivery_claim_and_failure_bookkeeping(engine: sa.Engine) -> None:
     assert claimed.id == delivery_id
     assert store.claim_due_deliveries(engine, now=NOW, lease_seconds=60, limit=10) == []
     with session_scope(engine) as session:
-        store.record_delivery_failure(session, delivery_id, error="SMTP down", next_attempt_at=NOW + timedelta(minutes=1))
+        retry_at = NOW + timedelta(minutes=1)
+        store.record_delivery_failure(session, delivery_id, error="SMTP down", next_attempt_at=retry_at)
     assert store.claim_due_deliveries(engine, now=NOW, lease_seconds=60, limit=10) == []
     [again] = store.claim_due_deliveries(engine, now=NOW + timedelta(minutes=2), lease_seconds=60, limit=10)
     assert again.attempts == 1 and again.last_error == "SMTP down" and again.key == "msg_9"

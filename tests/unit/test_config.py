@@ -61,7 +61,7 @@ def test_env_secret_is_resolved_and_hidden(tmp_path: Path, monkeypatch: pytest.M
 def test_missing_env_secret_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_SECRET", raising=False)
     path = write(tmp_path, "smtp: {host: mail, from: a@example.org, password: 'env:NOPE_SECRET'}\n")
-    with pytest.raises(ConfigError, match="smtp.password.*NOPE_SECRET is not set"):
+    with pytest.raises(ConfigError, match=r"smtp\.password.*NOPE_SECRET is not set"):
         load_settings(path)
 
 
@@ -92,7 +92,7 @@ def test_durations(text: str | int, seconds: int) -> None:
 
 
 def test_bad_duration_says_how_to_write_one() -> None:
-    with pytest.raises(ValueError, match="e.g. 30s"):
+    with pytest.raises(ValueError, match=r"e\.g\. 30s"):
         parse_duration("soon")
 
 
