@@ -316,6 +316,21 @@ def feeds_list(
                 typer.echo(f"       last error: {row.last_error}")
 
 
+@feeds_app.command("reset")
+def feeds_reset(
+    url: Annotated[str | None, typer.Argument(help="The feed URL (default: every feed in error).")] = None,
+) -> None:
+    """Clear a feed's error state and poll it at the next cycle (re-enables a feed disabled by 410)."""
+    from monitor.pipeline import utcnow
+
+    ctx = _open(now=utcnow())
+    with session_scope(ctx.engine) as session:
+        count = store.reset_feeds(session, now=utcnow(), url=url)
+    if url is not None and count == 0:
+        _fail(f"no feed with URL {url}", 1)
+    typer.echo(f"reset {count} feeds")
+
+
 @watchlists_app.command("validate")
 def watchlists_validate(
     watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w", help="Watchlist folder.")] = None,
@@ -387,6 +402,26 @@ def deliveries_list(
                    f"next={nxt} {d.key}")
         if d.last_error:
             typer.echo(f"      last error: {d.last_error}")
+
+
+@deliveries_app.command("retry")
+def deliveries_retry(
+    delivery_id: Annotated[int | None, typer.Argument(help="A delivery id from 'deliveries list'.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead delivery.")] = False,
+) -> None:
+    """Queue a dead or failing delivery again, due now (same payload and idempotency key)."""
+    from monitor.pipeline import utcnow
+
+    if (delivery_id is None) == (not all_dead):
+        _fail("give a delivery id or --all-dead", 2)
+    settings = _settings()
+    engine = make_engine(settings.database_url)
+    _require_schema(engine)
+    with session_scope(engine) as session:
+        count = store.retry_deliveries(session, now=utcnow(), delivery_id=delivery_id)
+    if delivery_id is not None and count == 0:
+        _fail(f"no unsent delivery with id {delivery_id}", 1)
+    typer.echo(f"queued {count} deliveries; they go out at the next delivery cycle")
 
 
 @db_app.command("upgrade")

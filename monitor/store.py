@@ -340,3 +340,23 @@ def list_deliveries(session: Session, *, status: str | None = None) -> list[Deli
     if status:
         query = query.where(col(Delivery.status) == status)
     return list(session.exec(query))
+
+
+def reset_feeds(session: Session, *, now: datetime, url: str | None = None) -> int:
+    """Clear error state and make feeds due now (``url=None``: every feed in error or disabled by 410)."""
+    query = sa.update(Feed).values(error_count=0, last_error=None, next_poll_at=now, lease_until=None, active=True)
+    if url is not None:
+        query = query.where(col(Feed.url) == url)
+    else:
+        query = query.where(sa.or_(col(Feed.error_count) > 0, col(Feed.last_status) == 410))
+    return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
+
+
+def retry_deliveries(session: Session, *, now: datetime, delivery_id: int | None = None) -> int:
+    """Put dead deliveries (or one delivery) back in the queue, due now; the payload and key stay the same."""
+    query = sa.update(Delivery).values(status="pending", next_attempt_at=now, lease_until=None)
+    if delivery_id is not None:
+        query = query.where(col(Delivery.id) == delivery_id, col(Delivery.status) != "sent")
+    else:
+        query = query.where(col(Delivery.status) == "dead")
+    return int(session.execute(query).rowcount)  # type: ignore[attr-defined]

@@ -219,6 +219,17 @@ class _Reader:
 _ALT = re.compile(r"\{([^{}]*)\}")
 
 
+def check_alias(alias: str) -> str | None:
+    """Why ``alias`` cannot be used, or None when it is fine."""
+    if not alias.strip(" *"):
+        return "an alias must contain text"
+    if "*" in alias.rstrip("*") or alias.endswith("**"):
+        return f"alias {alias!r}: '*' is only allowed once, at the end"
+    if alias.count("{") != alias.count("}"):
+        return f"alias {alias!r}: unbalanced '{{' '}}'"
+    return None
+
+
 def expand_alias(alias: str) -> list[str]:
     """Expand ``{a|b}`` alternatives: ``"{Ri|Lee} Su Yong"`` -> ``["Ri Su Yong", "Lee Su Yong"]``.
 
@@ -267,7 +278,7 @@ def _read_actors(r: _Reader, top: dict[str, tuple[Node, Node]], result: LoadResu
                 raise r.fail(key_node, f"actor id {actor_id!r} must be lower_snake_case")
             if actor_id in result.actors:
                 raise r.fail(key_node, f"actor {actor_id!r} is defined twice")
-            fields = r.mapping(value_node, f"actor {actor_id!r}", _ACTOR_KEYS, ("side", "type", "aliases"))
+            fields = r.mapping(value_node, f"actor {actor_id!r}", _ACTOR_KEYS, ("type", "aliases"))
             actor_sides = [s for s, _ in r.strings(fields["side"][1], "side")] if "side" in fields else []
             for side in actor_sides:
                 if side not in known_sides:
@@ -277,7 +288,7 @@ def _read_actors(r: _Reader, top: dict[str, tuple[Node, Node]], result: LoadResu
             if kind and kind not in _ACTOR_TYPES:
                 r.error(fields["type"][1], f"actor {actor_id!r}: unknown type {kind!r} "
                         f"(one of {', '.join(_ACTOR_TYPES)})")
-            aliases = [a for a, _ in r.strings(fields["aliases"][1], "aliases")] if "aliases" in fields else []
+            aliases = _aliases(r, fields["aliases"][1]) if "aliases" in fields else []
             name = r.string(fields["name"][1], "name") if "name" in fields else (aliases[0] if aliases else "")
             result.actors[actor_id] = Actor(actor_id, name, tuple(actor_sides), kind, tuple(aliases),
                                             key_node.start_mark.line + 1)
@@ -317,7 +328,7 @@ def _read_calendar(r: _Reader, top: dict[str, tuple[Node, Node]], result: LoadRe
                 if party not in result.sides:
                     r.error(fields["parties"][1], f"event {event_id!r}: unknown party {party!r} "
                             f"(parties are sides from the actors file)")
-            aliases = tuple(a for a, _ in r.strings(fields["aliases"][1], "aliases"))
+            aliases = tuple(_aliases(r, fields["aliases"][1]))
             result.calendar.events[event_id] = CalendarEvent(
                 event_id, r.string(fields["name"][1], "name"), month, day, year, tuple(parties), aliases,
                 r.string(fields["source"][1], "source"), key_node.start_mark.line + 1)
@@ -381,7 +392,7 @@ class _WatchlistReader:
             except re.error as exc:
                 raise r.fail(value_node, f"{where}: regex does not compile: {exc}") from None
             return Term("regex", line, values=(pattern,), scope=scope)
-        phrases = tuple(p for p, _ in r.strings(value_node, "phrase"))
+        phrases = tuple(_aliases(r, value_node))
         return Term("phrase", line, values=phrases, scope=scope)
 
     def _names(self, fields: dict[str, tuple[Node, Node]], key: str, known: set[str], what: str) -> list[str]:
@@ -476,7 +487,7 @@ class _WatchlistReader:
                 for key_node, value_node in cues_node.value:
                     try:
                         cue = r.string(key_node, "cue name")
-                        self.cues[cue] = tuple(p for p, _ in r.strings(value_node, f"cue {cue!r}"))
+                        self.cues[cue] = tuple(_aliases(r, value_node))
                     except _Invalid:
                         continue
         rules: list[Rule] = []
@@ -515,6 +526,17 @@ class _WatchlistReader:
             path=r.path,
             line=root.start_mark.line + 1,
         )
+
+
+def _aliases(r: _Reader, node: Node) -> list[str]:
+    out = []
+    for alias, item in r.strings(node, "aliases"):
+        problem = check_alias(alias)
+        if problem:
+            r.error(item, problem)
+        else:
+            out.append(alias)
+    return out
 
 
 def _only_regex(term: Term) -> bool:

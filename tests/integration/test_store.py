@@ -134,3 +134,30 @@ def test_timestamps_come_back_timezone_aware(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
         [feed] = [f for f in store.list_feeds(session) if f.url.endswith("/rss")]
     assert feed.next_poll_at == NOW and feed.next_poll_at.tzinfo is not None
+
+
+def test_dead_delivery_can_be_queued_again_with_the_same_key(engine: sa.Engine) -> None:
+    with session_scope(engine) as session:
+        sub = store.get_subscriptions(session)["team"]
+        assert sub.id is not None
+        delivery_id = store.enqueue_delivery(session, subscription_id=sub.id, key="msg_dead", transport="email",
+                                             subject="s", payload=b"x", recipients="[]", hit_ids=[], now=NOW)
+        store.record_delivery_failure(session, delivery_id, error="550 no such user", next_attempt_at=None)
+    later = NOW + timedelta(hours=1)
+    with session_scope(engine) as session:
+        assert store.retry_deliveries(session, now=later) == 1
+    [claimed] = store.claim_due_deliveries(engine, now=later, lease_seconds=60, limit=10)
+    assert claimed.key == "msg_dead" and claimed.payload == b"x" and claimed.status == "pending"
+
+
+def test_reset_clears_feed_errors_and_makes_it_due(engine: sa.Engine) -> None:
+    fid = feed_id(engine)
+    with session_scope(engine) as session:
+        store.record_poll_failure(session, fid, now=NOW, status=410, error="gone", next_poll_at=NOW + timedelta(days=1),
+                                  disable=True)
+    assert store.claim_due_feeds(engine, now=NOW + timedelta(hours=2), owner="a", lease_seconds=1, limit=10,
+                                 include_not_due=True)[0].url != "https://example.org/rss"
+    with session_scope(engine) as session:
+        assert store.reset_feeds(session, now=NOW) == 1
+        [row] = [f for f in store.list_feeds(session) if f.id == fid]
+    assert row.active and row.error_count == 0 and row.last_error is None and row.next_poll_at == NOW
