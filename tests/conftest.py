@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -110,9 +111,12 @@ def smtp_server() -> Iterator[SmtpServer]:
             state.messages.append(envelope)
             return "250 Message accepted"
 
-    controller = Controller(Handler(), hostname="127.0.0.1", port=0)
+    with socket.socket() as probe:  # aiosmtpd's start-up self-check needs a concrete port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
-    state.port = controller.server.sockets[0].getsockname()[1]
+    state.port = port
     try:
         yield state
     finally:

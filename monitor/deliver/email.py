@@ -141,8 +141,10 @@ class SmtpTransport:
                     client.login(cfg.username, password)
                 refused = client.sendmail(message.sender, message.recipients, message.payload)
         except smtplib.SMTPRecipientsRefused as exc:
+            # 4xx is "try later" (greylisting, full mailbox); only 5xx for every recipient is final.
+            permanent = all(code >= 500 for code, _msg in exc.recipients.values())
             raise DeliveryError(f"{where} refused every recipient: {_codes(exc.recipients)}",
-                                permanent=True) from exc
+                                permanent=permanent) from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise DeliveryError(f"{where} rejected the login: {exc.smtp_code}", permanent=False) from exc
         except smtplib.SMTPResponseException as exc:

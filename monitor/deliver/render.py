@@ -51,6 +51,7 @@ def render_email(digest: Digest, *, templates: Path = TEMPLATES) -> RenderedEmai
         "digest": digest,
         "count": len(digest.entries),
         "section_titles": [s.title for s in digest.sections],
+        "list_names": [s.watchlist.replace("_", " ") for s in digest.sections],
     }
     subject = one_line(env.get_template("email/digest.subject.txt").render(context), 180)
     context["subject"] = subject

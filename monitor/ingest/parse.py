@@ -130,17 +130,6 @@ def _parse_xml_feed(content: bytes, *, url: str, content_type: str | None) -> Pa
     # sanitiser is the slowest part of feedparser on large HTML bodies.
     result = feedparser.parse(io.BytesIO(content), response_headers=headers, sanitize_html=False)
     raw_entries = list(result.entries)
-    if not raw_entries:
-        # A feed with no entries is fine; a document that broke before its first
-        # entry, or that no format claims (an HTML page), is not.
-        reason = result.get("bozo_exception")
-        if isinstance(reason, xml.sax.SAXException):
-            raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
-        if not result.get("version"):
-            raise ParseError(
-                f"{url}: not a feed (no RSS, Atom, RDF or JSON Feed document found; an HTML page?)",
-                url=url,
-            )
     feed = result.feed
     feed_link = _absolute(feed.get("link"), url)
     entries: list[Entry] = []
@@ -150,6 +139,17 @@ def _parse_xml_feed(content: bytes, *, url: str, content_type: str | None) -> Pa
             entries.append(entry)
             if len(entries) >= MAX_ENTRIES:
                 break
+    if not entries:
+        # A feed with no entries is fine; a document that broke before its first
+        # readable entry, or that no format claims (an HTML page), is not.
+        reason = result.get("bozo_exception")
+        if isinstance(reason, xml.sax.SAXException):
+            raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
+        if not result.get("version"):
+            raise ParseError(
+                f"{url}: not a feed (no RSS, Atom, RDF or JSON Feed document found; an HTML page?)",
+                url=url,
+            )
     return ParsedFeed(
         title=_clean(feed.get("title")),
         link=feed_link,

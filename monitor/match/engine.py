@@ -448,11 +448,21 @@ class _Context:
         window_terms = [t for t in crule.terms if not t.document]
         doc_terms = [t for t in crule.terms if t.document]
         doc_hits: list[list[_Hit]] = []
-        for t in doc_terms:
+        # In an anniversary rule, a bilateral calendar event (its parties include the side)
+        # stands in for a side the text leaves unnamed: "marks the 1961 treaty" ties the
+        # DPRK to China even when only "Kim" is named. At least one side must be named.
+        unnamed: list[_CTerm] = []
+        for t in list(doc_terms):
             found = self.term_hits(t)
             if not found:
+                if rule.anniversary and t.term.kind == "actor" and t.term.sides:
+                    unnamed.append(t)
+                    doc_terms.remove(t)
+                    continue
                 return None
             doc_hits.append(found)
+        if unnamed and not doc_hits:
+            return None
         for t in crule.none:
             if t.document and self.term_hits(t):
                 return None
@@ -465,6 +475,9 @@ class _Context:
             if rule.anniversary:
                 resolution = self._resolve(window_terms, group)
                 if resolution is None:
+                    continue
+                parties = resolution[1].event.parties
+                if unnamed and (len(parties) < 2 or any(not set(t.term.sides) & set(parties) for t in unnamed)):
                     continue
             if any(self._inside(t, group, rule.within) for t in crule.none if not t.document):
                 continue

@@ -30,12 +30,13 @@ def text_part(envelope: object) -> str:
 
 
 def test_poll_then_deliver_by_smtp_names_each_hit_once_and_never_repeats(
-    tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer
+    tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer, db_url: str
 ) -> None:
     feed_server.set_route("/wire.xml", body=rss(RELEVANT + IRRELEVANT),
                           headers={"Content-Type": "application/rss+xml"})
     cli = Cli(write_config(
         tmp_path / "monitor.yaml",
+        database_url=db_url,
         feeds=[{"url": feed_server.url("/wire.xml"), "name": "Loopback wire"}],
         subscriptions=[{"name": "desk", "watchlists": ALL_LISTS, "schedule": "immediate",
                         "email": ["desk@example.org"]}],
@@ -177,3 +178,20 @@ def test_run_once_on_the_default_config_writes_one_digest_then_none(tmp_path: Pa
     assert "new items: 0" in second.stdout
     assert "digests written: 0 (nothing new since the last run)" in second.stdout
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def test_recipient_refused_for_good_goes_dead_at_once(
+    tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer
+) -> None:
+    feed_server.set_route("/wire.xml", body=rss(RELEVANT), headers={"Content-Type": "application/rss+xml"})
+    smtp_server.refuse_with = "550 5.1.1 no such user"
+    cli = Cli(write_config(
+        tmp_path / "monitor.yaml",
+        feeds=[{"url": feed_server.url("/wire.xml")}],
+        subscriptions=[{"name": "desk", "watchlists": ALL_LISTS, "email": ["nobody@example.org"]}],
+        smtp={"host": smtp_server.host, "port": smtp_server.port, "from": "monitor@example.org", "security": "none"},
+    ))
+    cli("poll", "--once")
+    assert "1 dead" in cli("deliver", "--once").stdout
+    listing = cli("deliveries", "list", "--status", "dead").stdout
+    assert "550" in listing

@@ -42,7 +42,7 @@ def test_email_names_every_link_once_in_text_and_html() -> None:
     for hit in hits:
         assert rendered.text.count(hit.link) == 1
         assert f'href="{hit.link}"' in rendered.html
-    assert rendered.subject.startswith("[monitor] 3 new hits")
+    assert rendered.subject == "[monitor] 3 new items: delegation visits"
 
 
 def test_hostile_title_is_escaped_in_html() -> None:
