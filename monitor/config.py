@@ -95,7 +95,7 @@ class SmtpConfig(_Strict):
         return value
 
 
-WebhookFormat = Literal["json"]
+WebhookFormat = Literal["json", "slack", "discord", "teams", "mattermost"]
 
 
 class WebhookConfig(_Strict):

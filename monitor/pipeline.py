@@ -28,6 +28,7 @@ from sqlmodel import Session
 from monitor import store
 from monitor.config import Settings, SubscriptionConfig
 from monitor.db import make_engine, session_scope, upgrade
+from monitor.deliver.chat import render_chat_parts
 from monitor.deliver.digest import build_digest
 from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
 from monitor.deliver.outbox import RetryPolicy, next_attempt_at
@@ -373,10 +374,15 @@ def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: in
                           titles=titles, order=cfg.watchlists)
     key = f"msg_{uuid.uuid4().hex}"
     if cfg.webhook is not None:
-        body = render_webhook(digest, delivery_key=key, fmt=cfg.webhook.format)
-        store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="webhook",
-                               subject=f"{len(digest.entries)} items", payload=body, recipients=cfg.webhook.url,
-                               hit_ids=digest.hit_ids, now=now)
+        if cfg.webhook.format == "json":
+            parts = [(render_webhook(digest, delivery_key=key), digest.hit_ids)]
+        else:  # chat platforms: one delivery per message, split to the platform's limits
+            parts = render_chat_parts(digest, cfg.webhook.format)
+        for index, (body, hit_ids) in enumerate(parts):
+            part_key = key if index == 0 else f"msg_{uuid.uuid4().hex}"
+            store.enqueue_delivery(session, subscription_id=sub_id, key=part_key,
+                                   transport="webhook", subject=f"{len(hit_ids)} hits", payload=body,
+                                   recipients=cfg.webhook.url, hit_ids=hit_ids, now=now)
         return
     rendered = render_email(digest)
     sender = ctx.settings.smtp.from_ if ctx.settings.smtp else "monitor@localhost"

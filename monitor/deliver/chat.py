@@ -189,9 +189,16 @@ class ChatFormat:
     def __call__(self, digest: Digest, *, delivery_key: str) -> list[bytes]:
         # delivery_key is not shown: chat platforms have no idempotency field, and the
         # transport already sends it as webhook-id. Accepted for one signature across formats.
+        return [body for body, _hits in self.parts(digest)]
+
+    def parts(self, digest: Digest) -> list[tuple[bytes, list[int]]]:
+        """Each body with the hit ids it carries (every hit in exactly one body)."""
         placed = [Placed(s, e, self.entry(e)) for s in digest.sections for e in s.entries]
         chunks = self._paginate(digest, placed)
-        return [_encode(self.body(_page(digest, chunk, i, len(chunks)))) for i, chunk in enumerate(chunks, 1)]
+        return [
+            (_encode(self.body(_page(digest, chunk, i, len(chunks)))), [h for p in chunk for h in p.entry.hit_ids])
+            for i, chunk in enumerate(chunks, 1)
+        ]
 
     def _paginate(self, digest: Digest, placed: Sequence[Placed]) -> list[list[Placed]]:
         """Greedy split, checked against the real body. Trial bodies carry the widest "part N/N"
@@ -379,7 +386,7 @@ def _mattermost_fits(body: dict[str, Any]) -> bool:
     return units(body["text"]) <= MATTERMOST_MAX_TEXT
 
 
-CHAT_FORMATS: dict[str, Builder] = {
+CHAT_FORMATS: dict[str, ChatFormat] = {
     "slack": ChatFormat("slack", SLACK_MAX_ENTRIES, _slack_entry, _slack_body, _slack_fits),
     "discord": ChatFormat("discord", DISCORD_MAX_EMBEDS, _discord_entry, _discord_body, _discord_fits),
     "teams": ChatFormat("teams", TEAMS_MAX_ENTRIES, _teams_entry, _teams_body, _teams_fits),
@@ -396,3 +403,10 @@ def render_chat(digest: Digest, fmt: str, *, delivery_key: str) -> list[bytes]:
         known = ", ".join(sorted(CHAT_FORMATS))
         raise ValueError(f"unknown chat webhook format {fmt!r}; expected one of {known}") from None
     return builder(digest, delivery_key=delivery_key)
+
+
+def render_chat_parts(digest: Digest, fmt: str) -> list[tuple[bytes, list[int]]]:
+    """Like :func:`render_chat`, with the hit ids each body carries (one delivery per body)."""
+    if fmt not in CHAT_FORMATS:
+        render_chat(digest, fmt, delivery_key="")  # raises the ValueError naming the known formats
+    return CHAT_FORMATS[fmt].parts(digest)

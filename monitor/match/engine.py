@@ -122,6 +122,10 @@ class _CRule:
     none: tuple[_CTerm, ...]
     exclude: bool
 
+    def fillable(self, term: _CTerm) -> bool:
+        """Whether a resolved bilateral event may stand in for this side term (see evaluate)."""
+        return self.rule.anniversary and term.document and term.term.kind == "actor" and bool(term.term.sides)
+
 
 @dataclass(slots=True)
 class _Field:
@@ -167,6 +171,8 @@ _SENTENCE_END = re.compile(
     r"(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bdr)(?<!\bst)(?<!\bno)(?<!\bvs)(?<!\b\w)"
     r"[.!?;]+[\"')\]\u201d]*(?=\s|$)|[。！？；]|\n"
 )
+# Sides that may appear around a bilateral anniversary without being another party to it.
+_BYSTANDER_SIDES = frozenset({"media", "usa", "china_historic"})
 _WORD_GAP = re.compile(r"\s+|[\u3400-\u9fff]{2}")
 
 
@@ -347,7 +353,7 @@ class Matcher:
             crule = self._rules[rule_index]
             if crule.watchlist in excluded:
                 continue
-            if not all(t.regexes or not t.atoms.isdisjoint(present) for t in crule.terms):
+            if not all(t.regexes or not t.atoms.isdisjoint(present) or crule.fillable(t) for t in crule.terms):
                 continue
             fired = ctx.evaluate(crule)
             if fired is None:
@@ -455,7 +461,7 @@ class _Context:
         for t in list(doc_terms):
             found = self.term_hits(t)
             if not found:
-                if rule.anniversary and t.term.kind == "actor" and t.term.sides:
+                if crule.fillable(t):
                     unnamed.append(t)
                     doc_terms.remove(t)
                     continue
@@ -477,7 +483,10 @@ class _Context:
                 if resolution is None:
                     continue
                 parties = resolution[1].event.parties
-                if unnamed and (len(parties) < 2 or any(not set(t.term.sides) & set(parties) for t in unnamed)):
+                # Only when the text names no third country: "China and Vietnam mark 75
+                # years of ties" is not the DPRK–PRC anniversary.
+                if unnamed and (len(parties) < 2 or any(not set(t.term.sides) & set(parties) for t in unnamed)
+                                or self.sides - set(parties) - _BYSTANDER_SIDES):
                     continue
             if any(self._inside(t, group, rule.within) for t in crule.none if not t.document):
                 continue

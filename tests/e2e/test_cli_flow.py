@@ -195,3 +195,26 @@ def test_recipient_refused_for_good_goes_dead_at_once(
     assert "1 dead" in cli("deliver", "--once").stdout
     listing = cli("deliveries", "list", "--status", "dead").stdout
     assert "550" in listing
+
+
+def test_slack_webhook_gets_block_kit_with_feed_markup_made_inert(
+    tmp_path: Path, feed_server: FeedServer, webhook_receiver: WebhookReceiver
+) -> None:
+    hostile = dict(RELEVANT[0], title="&lt;!channel&gt; " + RELEVANT[0]["title"])
+    feed_server.set_route("/wire.xml", body=rss([hostile, *RELEVANT[1:]]),
+                          headers={"Content-Type": "application/rss+xml"})
+    cli = Cli(write_config(
+        tmp_path / "monitor.yaml",
+        feeds=[{"url": feed_server.url("/wire.xml")}],
+        subscriptions=[{"name": "chat", "watchlists": ALL_LISTS, "schedule": "immediate",
+                        "webhook": {"url": webhook_receiver.url, "format": "slack"}}],
+    ))
+    cli("poll", "--once")
+    assert "1 sent" in cli("deliver", "--once").stdout
+    [request] = webhook_receiver.requests
+    body = request.json()
+    assert body["blocks"]
+    raw = request.body.decode()
+    assert "<!channel>" not in raw and "&lt;!channel&gt;" in raw
+    for item in RELEVANT:
+        assert raw.count(item["link"]) == 1
