@@ -63,7 +63,8 @@ def test_china_and_russia_discussing_north_korea_is_not_a_visit(matcher: Matcher
 
 
 def test_evidence_spans_point_into_the_original_field_text(matcher: Matcher) -> None:
-    doc = Document(title="Shoigu  meets Kim Jong-un", summary="<p>The <b>Russian</b> minister arrived in Pyongyang.</p>")
+    summary = "<p>The <b>Russian</b> minister arrived in Pyongyang.</p>"
+    doc = Document(title="Shoigu  meets Kim Jong-un", summary=summary)
     [match] = [m for m in matcher.match(doc) if m.watchlist == "delegation_visits"]
     assert match.evidence
     for ev in match.evidence:

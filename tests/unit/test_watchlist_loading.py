@@ -156,3 +156,15 @@ def test_failing_example_names_watchlist_file_and_line(folder: Path) -> None:
     result = load_watchlists(folder)
     [failure] = run_examples(result, Matcher.compile(result))
     assert "ex.yaml:16" in failure and "'ex'" in failure and "should match" in failure
+
+
+def test_json_schema_documents_exactly_the_keys_the_loader_accepts() -> None:
+    import json
+
+    from monitor.match import watchlist
+
+    schema = json.loads((SEEDED.parent / "docs" / "watchlist.schema.json").read_text(encoding="utf-8"))
+    defs = schema["$defs"]
+    assert set(defs["watchlist"]["properties"]) == set(watchlist._WATCHLIST_KEYS)
+    assert set(defs["rule"]["properties"]) == set(watchlist._RULE_KEYS)
+    assert set(defs["term"]["properties"]) == set(watchlist._TERM_KEYS)
