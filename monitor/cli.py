@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -29,6 +29,8 @@ feeds_app = typer.Typer(no_args_is_help=True, help="Feeds and their poll state."
 watchlists_app = typer.Typer(no_args_is_help=True, help="Check and try watchlists.")
 deliveries_app = typer.Typer(no_args_is_help=True, help="The outbox: sent, pending and dead deliveries.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
+digest_app = typer.Typer(no_args_is_help=True, help="Digests.")
+app.add_typer(digest_app, name="digest")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(watchlists_app, name="watchlists")
 app.add_typer(deliveries_app, name="deliveries")
@@ -382,8 +384,11 @@ def anniversaries(
     result = load_watchlists(_watchlists_dir(watchlists))
     for error in result.errors:
         typer.echo(f"monitor: watchlist error: {error}", err=True)
-    for row in upcoming_events(result.calendar, start, days):
-        typer.echo(str(row))
+    rows = upcoming_events(result.calendar, start, days)
+    if not rows:
+        typer.echo(f"no round-number anniversaries between {start} and {start + timedelta(days=days)}")
+    for row in rows:
+        typer.echo(f"{row.date.isoformat()}  {row.years:>3} years  {row.name}  [{'–'.join(row.parties)}]")
 
 
 @deliveries_app.command("list")
@@ -422,6 +427,46 @@ def deliveries_retry(
     if delivery_id is not None and count == 0:
         _fail(f"no unsent delivery with id {delivery_id}", 1)
     typer.echo(f"queued {count} deliveries; they go out at the next delivery cycle")
+
+
+@digest_app.command("preview")
+def digest_preview(
+    subscription: Annotated[str, typer.Argument(help="The subscription's name.")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the HTML body to this file.")] = None,
+) -> None:
+    """Render what the subscription's next message would contain; sends and records nothing."""
+    from monitor.deliver.chat import render_chat
+    from monitor.deliver.render import render_email, render_webhook
+    from monitor.pipeline import MAX_HITS_PER_PLAN, _watchlist_titles, build_subscription_digest, utcnow
+
+    ctx = _open(now=utcnow())
+    try:
+        cfg = ctx.settings.subscription(subscription)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    now = utcnow()
+    with session_scope(ctx.engine) as session:
+        row = store.get_subscriptions(session)[cfg.name]
+        assert row.id is not None
+        hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=row.created_at or now,
+                                      limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
+        digest = build_subscription_digest(session, ctx, cfg, hits, _watchlist_titles(ctx), now=now)
+        session.rollback()
+    if not hits:
+        typer.echo(f"nothing to send to {cfg.name}: no undelivered hits")
+        return
+    if cfg.webhook is not None:
+        bodies = ([render_webhook(digest, delivery_key="msg_preview")] if cfg.webhook.format == "json"
+                  else render_chat(digest, cfg.webhook.format, delivery_key="msg_preview"))
+        for body in bodies:
+            typer.echo(body.decode("utf-8"))
+        return
+    rendered = render_email(digest)
+    typer.echo(f"Subject: {rendered.subject}\n")
+    typer.echo(rendered.text)
+    if html is not None:
+        html.write_text(rendered.html, encoding="utf-8")
+        typer.echo(f"HTML written to {html}")
 
 
 @db_app.command("upgrade")

@@ -127,6 +127,18 @@ class SubscriptionConfig(_Strict):
     email: list[str] | None = None
     webhook: WebhookConfig | None = None
     timezone: str = "UTC"
+    min_score: float = Field(default=0.0, ge=0)
+    max_items: int = Field(default=50, ge=1, le=500)  # per message; more hits are split over several messages
+    quiet_hours: str | None = None  # "22:00-07:00" in the subscription's time zone: nothing is sent then
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            from monitor.schedules import parse_quiet_hours
+
+            parse_quiet_hours(value)
+        return value
 
     @field_validator("name")
     @classmethod
@@ -191,8 +203,11 @@ class Settings(BaseSettings):
     fetch_deadline: float = Field(default=60.0, gt=0)
     max_feed_bytes: int = Field(default=10 * 2**20, gt=0)
     user_agent: str = "monitor/0.1 (+https://github.com/monitor-alerts/monitor)"
+    # Public URL of the web endpoints; with unsubscribe_secret it enables one-click List-Unsubscribe links.
     base_url: str | None = None
     unsubscribe_secret: SecretStr | None = None
+    coming_up_days: int = Field(default=30, ge=0, le=366)  # digests list round anniversaries this far ahead
+    source_problem_after: Duration = 6 * 3600  # a feed failing this long is listed under "sources" in digests
 
     @classmethod
     def settings_customise_sources(

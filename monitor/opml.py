@@ -13,8 +13,9 @@ Reading rules, chosen for the files feed readers actually export:
   Only ``http``/``https`` URLs are kept: an imported list must not point
   monitor at ``file:`` paths.
 * An ``outline`` without ``xmlUrl`` is a folder; its name (``text``, else
-  ``title``) is one segment of its feeds' ``category``, joined with ``/``. An
-  empty folder, and an outline with neither URL nor children, yields nothing.
+  ``title``) is one segment of its feeds' ``category``, joined with ``/`` (a
+  ``/`` inside a name becomes ``-``, so the path stays unambiguous). An empty
+  folder, and an outline with neither URL nor children, yields nothing.
 * A feed's ``title`` is its ``text`` attribute (the name the user sees, per
   OPML 2.0), else ``title``, else ``None``; a name equal to the URL is
   ``None`` (that is how :func:`export_opml` writes a feed without a title).

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -29,10 +29,11 @@ from monitor import store
 from monitor.config import Settings, SubscriptionConfig
 from monitor.db import make_engine, session_scope, upgrade
 from monitor.deliver.chat import render_chat_parts
-from monitor.deliver.digest import build_digest
+from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, split_digest
 from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
 from monitor.deliver.outbox import RetryPolicy, next_attempt_at
 from monitor.deliver.render import render_email, render_webhook
+from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
 from monitor.errors import DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
@@ -40,14 +41,15 @@ from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_clie
 from monitor.ingest.normalize import normalize_entry
 from monitor.ingest.parse import parse_feed
 from monitor.match import LoadResult, Matcher, load_watchlists
+from monitor.match.anniversaries import upcoming
 from monitor.models import Delivery
-from monitor.schedules import load_zone, parse_schedule
+from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
 
 log = logging.getLogger("monitor")
 
 FEED_LEASE_SECONDS = 300
 DELIVERY_LEASE_SECONDS = 300
-MAX_HITS_PER_MESSAGE = 500
+MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
 MAX_BACKOFF_SECONDS = 24 * 3600
 
 
@@ -339,8 +341,8 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
             continue
         schedule = parse_schedule(cfg.schedule, cfg.timezone)
         due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
-        if not due:
-            continue
+        if not due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
+            continue  # a digest due in quiet hours stays due and goes out when they end
         try:
             with session_scope(ctx.engine) as session:
                 if not store.claim_subscription(session, row.id, now=now, lease_seconds=DELIVERY_LEASE_SECONDS):
@@ -348,10 +350,10 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
             with session_scope(ctx.engine) as session:
                 since = row.created_at or now
                 hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
-                                              limit=MAX_HITS_PER_MESSAGE)
+                                              limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
                 if hits:
-                    _enqueue(session, ctx, cfg, row.id, hits, titles, now=now)
-                    summary.planned += 1
+                    digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now)
+                    summary.planned += _enqueue(session, ctx, cfg, row.id, digest, now=now)
                 else:
                     summary.nothing_new.append(cfg.name)
                 next_due = None if schedule.immediate else schedule.next_due(now)
@@ -368,28 +370,69 @@ def _watchlist_titles(ctx: Context) -> dict[str, str]:
     return {w.name: w.title for w in result.watchlists if getattr(w, "title", None)}
 
 
-def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int,
-             hits: list[StoredHit], titles: dict[str, str], *, now: datetime) -> None:
-    digest = build_digest(cfg.name, hits, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
-                          titles=titles, order=cfg.watchlists)
-    key = f"msg_{uuid.uuid4().hex}"
+def build_subscription_digest(
+    session: Session, ctx: Context, cfg: SubscriptionConfig, hits: list[StoredHit], titles: dict[str, str], *,
+    now: datetime,
+) -> Digest:
+    """The digest value for these hits, with the calendar's coming-up notes and failing sources."""
+    zone = load_zone(cfg.timezone)
+    coming: list[ComingUp] = []
+    result = ctx.watchlists.result
+    if result is not None and ctx.settings.coming_up_days:
+        today = now.astimezone(zone).date()
+        coming = [ComingUp(u.date, u.name, u.years)
+                  for u in upcoming(result.calendar, today, ctx.settings.coming_up_days)]
+    sources = [
+        SourceProblem(name=f.name or f.url, url=f.url,
+                      problem=(f.last_error or "failing") + f" ({f.error_count} failed polls)")
+        for f in store.problem_feeds(session, now=now, failing_for=ctx.settings.source_problem_after)
+    ]
+    digest = build_digest(cfg.name, hits, now=now, zone=zone, zone_name=cfg.timezone, titles=titles,
+                          order=cfg.watchlists)
+    return replace(digest, coming_up=tuple(coming), sources=tuple(sources))
+
+
+def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,
+             now: datetime) -> int:
+    """Render and store the messages for one digest; returns how many deliveries were enqueued."""
     if cfg.webhook is not None:
         if cfg.webhook.format == "json":
-            parts = [(render_webhook(digest, delivery_key=key), digest.hit_ids)]
+            key = f"msg_{uuid.uuid4().hex}"
+            parts = [(render_webhook(digest, delivery_key=key), digest.hit_ids, key)]
         else:  # chat platforms: one delivery per message, split to the platform's limits
-            parts = render_chat_parts(digest, cfg.webhook.format)
-        for index, (body, hit_ids) in enumerate(parts):
-            part_key = key if index == 0 else f"msg_{uuid.uuid4().hex}"
-            store.enqueue_delivery(session, subscription_id=sub_id, key=part_key,
-                                   transport="webhook", subject=f"{len(hit_ids)} hits", payload=body,
-                                   recipients=cfg.webhook.url, hit_ids=hit_ids, now=now)
-        return
-    rendered = render_email(digest)
-    sender = ctx.settings.smtp.from_ if ctx.settings.smtp else "monitor@localhost"
-    payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
-                      recipients=list(cfg.email or []), key=key, date=now)
-    store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email", subject=rendered.subject,
-                           payload=payload, recipients=json.dumps(cfg.email), hit_ids=digest.hit_ids, now=now)
+            parts = [(body, hit_ids, f"msg_{uuid.uuid4().hex}")
+                     for body, hit_ids in render_chat_parts(digest, cfg.webhook.format)]
+        for body, hit_ids, key in parts:
+            store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="webhook",
+                                   subject=f"{len(hit_ids)} hits", payload=body, recipients=cfg.webhook.url,
+                                   hit_ids=hit_ids, now=now)
+        return len(parts)
+    settings = ctx.settings
+    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
+    recipients = list(cfg.email or [])
+    messages = split_digest(digest, cfg.max_items)
+    for part in messages:
+        key = f"msg_{uuid.uuid4().hex}"
+        rendered = render_email(part)
+        payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
+                          recipients=recipients, key=key, date=now,
+                          extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+        store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email",
+                               subject=rendered.subject, payload=payload, recipients=json.dumps(recipients),
+                               hit_ids=part.hit_ids, now=now)
+    return len(messages)
+
+
+def _unsubscribe_headers(settings: Settings, subscription: str, recipients: list[str]) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe, when a public base URL and a signing secret are configured."""
+    if not settings.base_url or settings.unsubscribe_secret is None or len(recipients) != 1:
+        # One message to several addresses cannot carry a per-address link.
+        return {}
+    token = make_token(settings.unsubscribe_secret.get_secret_value().encode(), subscription, recipients[0])
+    return {
+        "List-Unsubscribe": f"<{settings.base_url.rstrip('/')}/unsubscribe/{token}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
 
 
 async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,

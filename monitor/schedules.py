@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -76,3 +76,28 @@ def _clock(hour: str, minute: str) -> tuple[int, int]:
     if not (0 <= h < 24 and 0 <= m < 60):
         raise ValueError(f"{hour}:{minute} is not a time of day")
     return h, m
+
+
+_QUIET = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_quiet_hours(text: str) -> tuple[time, time]:
+    """``"22:00-07:00"`` → (start, end); the span may cross midnight."""
+    match = _QUIET.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a span of hours; write e.g. 22:00-07:00")
+    start = time(*_clock(match.group(1), match.group(2)))
+    end = time(*_clock(match.group(3), match.group(4)))
+    if start == end:
+        raise ValueError(f"{text!r}: quiet hours start and end at the same time")
+    return start, end
+
+
+def in_quiet_hours(text: str | None, now: datetime, zone: tzinfo) -> bool:
+    if not text:
+        return False
+    start, end = parse_quiet_hours(text)
+    local = now.astimezone(zone).time()
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end

@@ -146,6 +146,18 @@ def record_poll_failure(
     session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
 
 
+def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[Feed]:
+    """Active feeds failing for longer than ``failing_for`` seconds, and feeds disabled by 410."""
+    cutoff = now - timedelta(seconds=failing_for)
+    failing = sa.and_(
+        col(Feed.active).is_(True), col(Feed.error_count) > 0,
+        sa.or_(sa.and_(col(Feed.last_success_at).is_(None), col(Feed.created_at) < cutoff),
+               col(Feed.last_success_at) < cutoff),
+    )
+    gone = sa.and_(col(Feed.active).is_(False), col(Feed.last_status) == 410)
+    return list(session.exec(select(Feed).where(sa.or_(failing, gone)).order_by(col(Feed.id))))
+
+
 def list_feeds(session: Session) -> list[Feed]:
     return list(session.exec(select(Feed).order_by(col(Feed.id))))
 
@@ -232,7 +244,8 @@ def list_hits(session: Session, *, watchlist: str | None = None, limit: int | No
 
 
 def undelivered_hits(
-    session: Session, subscription_id: int, watchlists: Sequence[str], *, since: datetime, limit: int
+    session: Session, subscription_id: int, watchlists: Sequence[str], *, since: datetime, limit: int,
+    min_score: float = 0.0,
 ) -> list[StoredHit]:
     """Hits on these watchlists created since ``since`` that this subscription has not been sent."""
     sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
@@ -240,7 +253,8 @@ def undelivered_hits(
     )
     query = (
         _hit_query()
-        .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, ~sa.exists(sent))
+        .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, col(Hit.score) >= min_score,
+               ~sa.exists(sent))
         .order_by(col(Hit.id))
         .limit(limit)
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from dataclasses import dataclass, replace
+from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,11 +49,33 @@ class DigestSection:
 
 
 @dataclass(frozen=True, slots=True)
+class ComingUp:
+    """A round-number anniversary coming up, from the reference calendar."""
+
+    date: date
+    name: str
+    years: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A feed that has been failing, shown so subscribers know what they may be missing."""
+
+    name: str
+    url: str
+    problem: str
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     subscription: str
     generated_at: datetime
     timezone: str
     sections: tuple[DigestSection, ...]
+    coming_up: tuple[ComingUp, ...] = ()
+    sources: tuple[SourceProblem, ...] = ()
+    part: int = 1
+    parts: int = 1
 
     @property
     def entries(self) -> list[DigestEntry]:
@@ -160,3 +182,28 @@ def _clip(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def split_digest(digest: Digest, max_items: int) -> list[Digest]:
+    """Split into messages of at most ``max_items`` entries; every entry lands in exactly one part.
+
+    The calendar and sources notes go with the first part only.
+    """
+    entries = [(section, entry) for section in digest.sections for entry in section.entries]
+    if len(entries) <= max_items:
+        return [digest]
+    chunks = [entries[i:i + max_items] for i in range(0, len(entries), max_items)]
+    parts = []
+    for index, chunk in enumerate(chunks, 1):
+        sections: dict[str, tuple[DigestSection, list[DigestEntry]]] = {}
+        for section, entry in chunk:
+            sections.setdefault(section.watchlist, (section, []))[1].append(entry)
+        parts.append(replace(
+            digest,
+            sections=tuple(replace(sec, entries=tuple(items)) for sec, items in sections.values()),
+            coming_up=digest.coming_up if index == 1 else (),
+            sources=digest.sources if index == 1 else (),
+            part=index,
+            parts=len(chunks),
+        ))
+    return parts

@@ -93,6 +93,7 @@ class _Hit:
     start: int  # offsets in the normalised field text
     end: int
     atom: int
+    sentence: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,14 @@ class _Field:
 
     def sentence_of(self, pos: int) -> int:
         if self._sentences is None:
-            self._sentences = [m.end() for m in _SENTENCE_END.finditer(self.norm)]
+            norm = self.norm
+            ends = []
+            for m in _SENTENCE_END.finditer(norm):
+                # Not after an abbreviation or an initial: "Mr. Kim", "N. Korea", "U.S. envoy".
+                if norm[m.start()] == "." and _ABBREVIATION.search(norm, max(0, m.start() - 4), m.start()):
+                    continue
+                ends.append(m.end())
+            self._sentences = ends
         return bisect_right(self._sentences, pos)
 
     def sentence_span(self, index: int) -> tuple[int, int]:
@@ -167,10 +175,8 @@ class _Field:
 
 # A sentence ends at . ! ? ; (not after Mr/Dr/St or a single letter such as "N." or "U.S.")
 # or at CJK full stops, or at a line break.
-_SENTENCE_END = re.compile(
-    r"(?<!\bmr)(?<!\bmrs)(?<!\bms)(?<!\bdr)(?<!\bst)(?<!\bno)(?<!\bvs)(?<!\b\w)"
-    r"[.!?;]+[\"')\]\u201d]*(?=\s|$)|[。！？；]|\n"
-)
+_SENTENCE_END = re.compile(r"[.!?;]+[\"')\]\u201d]*(?=\s|$)|[。！？；\n]")
+_ABBREVIATION = re.compile(r"(?:^|\W)(?:mr|mrs|ms|dr|st|no|vs|\w)$")
 # Sides that may appear around a bilateral anniversary without being another party to it.
 _BYSTANDER_SIDES = frozenset({"media", "usa", "china_historic"})
 _WORD_GAP = re.compile(r"\s+|[\u3400-\u9fff]{2}")
@@ -231,7 +237,8 @@ class Matcher:
                 self._add_rule(index, watchlist, rule, exclude=True)
         automaton = ahocorasick.Automaton()
         for key, payloads in self._keys.items():
-            automaton.add_word(key, (len(key), tuple(payloads)))
+            # Boundary needs are fixed per key, so they are decided here, not per hit.
+            automaton.add_word(key, (len(key), _needs_boundary(key[0]), _needs_boundary(key[-1]), tuple(payloads)))
         if len(automaton):
             automaton.make_automaton()
             self._automaton = automaton
@@ -378,13 +385,12 @@ class Matcher:
     def _scan(self, fi: int, norm: str, hits: list[_Hit], present: set[int]) -> None:
         found: list[_Hit] = []
         n = len(norm)
-        for end_index, (length, payloads) in self._automaton.iter(norm):
+        for end_index, (length, left, right, payloads) in self._automaton.iter(norm):
             start = end_index - length + 1
             end = end_index + 1
-            left_ok = start == 0 or not _needs_boundary(norm[start]) or not norm[start - 1].isalnum()
-            if not left_ok:
+            if left and start > 0 and norm[start - 1].isalnum():
                 continue
-            right_open = end == n or not _needs_boundary(norm[end - 1]) or not norm[end].isalnum()
+            right_open = not right or end == n or not norm[end].isalnum()
             for atom, needs_right in payloads:
                 if needs_right and not right_open:
                     continue
@@ -394,13 +400,20 @@ class Matcher:
         # Longest actor mention wins: "South Korea" hides its "Korea", "Korean Peninsula"
         # hides "Korean", and a topic phrase ("North Korea's nuclear programme") hides the
         # country inside it, so a country discussed is not a country taking part.
-        actor_spans = [(h.start, h.end) for h in found if self._atoms[h.atom].kind == "actor"]
+        atoms = self._atoms
+        suppressed: set[int] = set()
+        actor_hits = sorted((h for h in found if atoms[h.atom].kind == "actor"),
+                            key=lambda h: (h.start, h.start - h.end))
+        # Sweep by start, longest first: a span is inside a longer one when an earlier,
+        # different span reaches at least as far.
+        reach, reach_span = -1, (-1, -1)
+        for h in actor_hits:
+            if reach >= h.end and reach_span != (h.start, h.end):
+                suppressed.add(id(h))
+            elif h.end > reach:
+                reach, reach_span = h.end, (h.start, h.end)
         for h in found:
-            if self._atoms[h.atom].kind == "actor" and any(
-                s <= h.start and h.end <= e and (e - s) > (h.end - h.start) for s, e in actor_spans
-            ):
-                continue
-            if h.atom in self._topic_atoms:
+            if id(h) in suppressed or h.atom in self._topic_atoms:
                 continue
             hits.append(h)
             present.add(h.atom)
@@ -420,6 +433,7 @@ class _Context:
         self.hits = hits
         self.on = on
         self._regex_cache: dict[re.Pattern[str], list[_Hit]] = {}
+        self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
 
     @property
@@ -429,6 +443,11 @@ class _Context:
         return self._sides
 
     def term_hits(self, term: _CTerm) -> list[_Hit]:
+        if not term.regexes:
+            cached = self._atom_cache.get(term.atoms)
+            if cached is None:
+                cached = self._atom_cache[term.atoms] = [h for h in self.hits if h.atom in term.atoms]
+            return cached
         out = [h for h in self.hits if h.atom in term.atoms] if term.atoms else []
         for pattern in term.regexes:
             if pattern not in self._regex_cache:
@@ -443,7 +462,9 @@ class _Context:
     def unit(self, hit: _Hit, within: str | int) -> tuple[int, int]:
         f = self.fields[hit.field]
         if within == "sentence":
-            return hit.field, f.sentence_of(hit.start)
+            if hit.sentence < 0:
+                hit.sentence = f.sentence_of(hit.start)
+            return hit.field, hit.sentence
         if within == "paragraph":
             return hit.field, f.paragraph_of(hit.start)
         return (0, 0)

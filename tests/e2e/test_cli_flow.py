@@ -200,7 +200,8 @@ def test_recipient_refused_for_good_goes_dead_at_once(
 def test_slack_webhook_gets_block_kit_with_feed_markup_made_inert(
     tmp_path: Path, feed_server: FeedServer, webhook_receiver: WebhookReceiver
 ) -> None:
-    hostile = dict(RELEVANT[0], title="&lt;!channel&gt; " + RELEVANT[0]["title"])
+    # Escaped twice in the XML, so the item text itself reads "<!channel> …" after HTML-to-text.
+    hostile = dict(RELEVANT[0], title="&amp;lt;!channel&amp;gt; " + RELEVANT[0]["title"])
     feed_server.set_route("/wire.xml", body=rss([hostile, *RELEVANT[1:]]),
                           headers={"Content-Type": "application/rss+xml"})
     cli = Cli(write_config(
