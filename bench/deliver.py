@@ -305,7 +305,7 @@ def run_size(kind: str, n: int, target: Receiver, *, profile: bool = False) -> d
     env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, str(n), "--port", str(target.port)]
     if profile:
-        command.append("--profile")
+        command.append("--worker-profile")
     proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"worker {kind} {n} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
@@ -358,11 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         kind, n = args.worker[0], int(args.worker[1])
-        print(json.dumps(run_worker(kind, n, args.port, args.profile is not None)))
+        print(json.dumps(run_worker(kind, n, args.port, args.worker_profile)))
         return 0
 
     if args.profile:

@@ -492,8 +492,16 @@ async def _send_one(ctx: Context, delivery: Delivery, sub_name: str, webhooks: W
         log.warning("delivery failed: %s", exc, extra={"subscription": sub_name, "delivery_id": delivery.id,
                                                          "attempt": delivery.attempts + 1})
         return
-    with session_scope(ctx.engine) as session:
-        store.record_delivery_sent(session, delivery.id, now=now, target=target)
+    try:
+        with session_scope(ctx.engine) as session:
+            store.record_delivery_sent(session, delivery.id, now=now, target=target)
+    except Exception:
+        # Sent but not recorded: the lease expires and the delivery is sent again with the
+        # same idempotency key (webhook-id / Message-ID), so the receiver can drop the repeat.
+        log.exception("delivery sent but not recorded; it will be re-sent with the same key",
+                      extra={"subscription": sub_name, "delivery_id": delivery.id})
+        summary.errors.append(f"{sub_name}: sent but not recorded (will re-send with the same key)")
+        return
     summary.sent += 1
     summary.targets.append(target)
     log.info("delivery sent", extra={"subscription": sub_name, "delivery_id": delivery.id})
