@@ -238,7 +238,8 @@ def match(
             content=html_to_text(str(value.get("content") or "")),
             published=published,
         )
-        matches = matcher.match(doc, on=(published.date() if published else datetime.now(UTC).date()))
+        # Without a date the ordinal cannot be checked against the year; say so (ordinal_ok null).
+        matches = matcher.match(doc, on=published.date() if published else None)
         if explain:
             out.write(f"{value.get('id')}: {doc.title[:100]}\n")
             if not matches:

@@ -210,9 +210,9 @@ def resolve(
     """Pick the candidate event that best explains a mention.
 
     ``ordinals`` are the numbers read near the mention (closest first); ``sides`` are the
-    sides the text names. An event whose ordinal disagrees with every number in the text is
-    rejected: "30th anniversary of ties" in 2022 is the ROK–PRC anniversary, not the DPRK's.
-    Returns None when no candidate survives.
+    sides the text names. An event whose ordinal disagrees with every number in the text
+    loses to any candidate that agrees, and is otherwise returned with ``ordinal_ok`` false.
+    Returns None when there is no candidate.
     """
     best: tuple[float, int, Resolution] | None = None
     for rank, event in enumerate(candidates):
@@ -231,7 +231,10 @@ def resolve(
         elif ordinals:
             ordinal = ordinals[0]
         if ok is False:
-            continue
+            # Kept, but any candidate whose ordinal fits the year wins ("30th anniversary of ties"
+            # in 2022 is the ROK–PRC one when that is a candidate). A lone mismatch is still a
+            # hit, recorded with ordinal_ok false: a late report or a wrong date must not hide it.
+            score -= 6
         if on is not None:
             gap = abs((event.nearest_occurrence(on) - on).days)
             score += 2 if gap <= 14 else 1 if gap <= 60 else 0

@@ -49,7 +49,9 @@ def test_resolve_prefers_the_event_whose_ordinal_fits_the_year() -> None:
     prc = event("prc_ties", "1949-10-06", ("dprk", "china"))
     found = resolve([ussr, prc], [75], date(2024, 10, 6), frozenset())
     assert found is not None and found.event.id == "prc_ties" and found.ordinal_ok is True
-    assert resolve([ussr, prc], [30], date(2022, 8, 24), frozenset()) is None
+    mismatch = resolve([ussr, prc], [30], date(2022, 8, 24), frozenset({"china"}))
+    assert mismatch is not None and mismatch.event.id == "prc_ties"
+    assert (mismatch.ordinal, mismatch.ordinal_ok) == (30, False)
 
 
 def test_expected_ordinal_uses_the_nearest_occurrence() -> None:
@@ -97,9 +99,19 @@ def test_victory_day_resolves_by_ordinal_and_date(matcher: Matcher) -> None:
     assert a["event"] == "victory_day_1945" and b["event"] == "korean_war_armistice"
 
 
-def test_ordinal_that_fits_no_event_does_not_match(matcher: Matcher) -> None:
+def test_ordinal_that_disagrees_with_the_year_is_recorded_not_hidden(matcher: Matcher) -> None:
+    # A late, misdated or wrongly numbered report still names the commemoration: alert, and say so.
     doc = Document(title="China and North Korea mark 30th anniversary of diplomatic ties")
-    assert all(m.watchlist != "anniversaries" for m in matcher.match(doc, on=date(2024, 10, 6)))
+    [m] = [x for x in matcher.match(doc, on=date(2024, 10, 6)) if x.watchlist == "anniversaries"]
+    [ann] = [e for e in m.evidence if e["kind"] == "anniversary"]
+    assert (ann["event"], ann["ordinal"], ann["expected_ordinal"], ann["ordinal_ok"]) == ("dprk_prc_ties", 30, 75, False)
+
+
+def test_ordinal_check_is_skipped_without_a_date(matcher: Matcher) -> None:
+    doc = Document(title="North Korea, Russia mark 75 years of diplomatic relations")
+    [m] = [x for x in matcher.match(doc, on=None) if x.watchlist == "anniversaries"]
+    [ann] = [e for e in m.evidence if e["kind"] == "anniversary"]
+    assert (ann["event"], ann["ordinal"], ann["ordinal_ok"]) == ("dprk_ussr_ties", 75, None)
 
 
 def test_domestic_commemoration_without_partner_does_not_match(matcher: Matcher) -> None:
