@@ -104,7 +104,8 @@ def test_ordinal_that_disagrees_with_the_year_is_recorded_not_hidden(matcher: Ma
     doc = Document(title="China and North Korea mark 30th anniversary of diplomatic ties")
     [m] = [x for x in matcher.match(doc, on=date(2024, 10, 6)) if x.watchlist == "anniversaries"]
     [ann] = [e for e in m.evidence if e["kind"] == "anniversary"]
-    assert (ann["event"], ann["ordinal"], ann["expected_ordinal"], ann["ordinal_ok"]) == ("dprk_prc_ties", 30, 75, False)
+    got = (ann["event"], ann["ordinal"], ann["expected_ordinal"], ann["ordinal_ok"])
+    assert got == ("dprk_prc_ties", 30, 75, False)
 
 
 def test_ordinal_check_is_skipped_without_a_date(matcher: Matcher) -> None:
