@@ -19,7 +19,8 @@ Loopback has no network latency, so there the cycle's advantage is only what
 overlapping fetches with parsing and storing buys; ``--latency-ms 50`` adds a
 typical round trip to every answer, which is what concurrency exists to hide.
 
-Usage: python bench/ingest.py [--feeds 1000] [--items 20] [--growth-rounds 4] [--latency-ms 0] [--quick] [--keep]
+Usage: python bench/ingest.py [--feeds 1000] [--items 20] [--hosts 50] [--growth-rounds 4] [--latency-ms 0]
+                              [--quick] [--keep]
 """
 
 from __future__ import annotations
@@ -112,10 +113,13 @@ def feed_body(feed: int, round_: int, items: int, now: datetime) -> bytes:
 # --------------------------------------------------------------------------- the feed server (own process)
 
 
-def serve(port_out: mp.connection.Connection, round_: Synchronized[int], items: int, latency: float) -> None:
+def serve(port_out: mp.connection.Connection, round_: Synchronized[int], items: int, latency: float,
+          hosts: int) -> None:
     """Serve ``/feed/<n>.xml`` with ETag ``"<n>-<round>"``; 304 on a matching If-None-Match.
 
-    ``latency`` (seconds) delays every answer, standing in for a real network's round trip.
+    Listens on 127.0.0.1 … 127.0.0.<hosts> (one port): the poller limits connections per
+    host, as it should, so feeds all on one host would measure that politeness cap, not
+    the cycle. ``latency`` (seconds) delays every answer, standing in for a network's round trip.
     """
     cache: dict[tuple[int, int], bytes] = {}
     now = datetime.now(UTC)
@@ -156,10 +160,14 @@ def serve(port_out: mp.connection.Connection, round_: Synchronized[int], items: 
             writer.close()
 
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
-        port_out.send(server.sockets[0].getsockname()[1])
-        async with server:
-            await server.serve_forever()
+        first = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        port = first.sockets[0].getsockname()[1]
+        # All of 127.0.0.0/8 is loopback on Linux; the others share the first one's port.
+        for n in range(2, hosts + 1):
+            await asyncio.start_server(handle, f"127.0.0.{n}", port, backlog=1024)
+        port_out.send(port)
+        async with first:
+            await first.serve_forever()
 
     asyncio.run(main())
 
@@ -179,7 +187,11 @@ class Cycle:
                 f"peak RSS {self.max_rss_mb:6.1f} MB | {self.output}")
 
 
-def write_config(folder: Path, base_url: str, feeds: int) -> Path:
+def feed_url(port: int, n: int, hosts: int) -> str:
+    return f"http://127.0.0.{n % hosts + 1}:{port}/feed/{n}.xml"
+
+
+def write_config(folder: Path, port: int, feeds: int, hosts: int) -> Path:
     lines = [
         f"database_url: sqlite:///{folder / 'monitor.db'}",
         f"watchlists_dir: {ROOT / 'watchlists'}",
@@ -188,7 +200,7 @@ def write_config(folder: Path, base_url: str, feeds: int) -> Path:
         "poll_interval: 5m",
         "poll_concurrency: 50",
         "feeds:",
-        *(f"  - {{url: '{base_url}/feed/{n}.xml', name: 'Feed {n}'}}" for n in range(feeds)),
+        *(f"  - {{url: '{feed_url(port, n, hosts)}', name: 'Feed {n}'}}" for n in range(feeds)),
     ]
     path = folder / "monitor.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -217,12 +229,12 @@ def poll_once(config: Path, log: Path) -> Cycle:
     return Cycle(seconds, cycle_seconds, usage.ru_maxrss / 1024, output.strip())
 
 
-def sequential_baseline(base_url: str, feeds: int) -> tuple[float, int]:
+def sequential_baseline(port: int, feeds: int, hosts: int) -> tuple[float, int]:
     pattern = re.compile(r"\b(?:Pyongyang|North Korea|DPRK|Kim Jong Un)\b")
     started = time.perf_counter()
     found = 0
     for n in range(feeds):
-        response = httpx.get(f"{base_url}/feed/{n}.xml", timeout=20)
+        response = httpx.get(feed_url(port, n, hosts), timeout=20)
         parsed = feedparser.parse(response.content)
         found += sum(1 for e in parsed.entries if pattern.search(e.get("title", "") + " " + e.get("summary", "")))
     return time.perf_counter() - started, found
@@ -237,36 +249,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--items", type=int, default=20)
-    parser.add_argument("--growth-rounds", type=int, default=4, help="cycles with fresh items after the first")
+    parser.add_argument("--growth-rounds", type=int, default=None,
+                        help="cycles with fresh items after the first (default 4; 2 with --quick)")
+    parser.add_argument("--hosts", type=int, default=50, choices=range(1, 255), metavar="1-254",
+                        help="loopback addresses the feeds are spread over (default 50)")
     parser.add_argument("--latency-ms", type=float, default=0.0,
                         help="delay every answer, as a real network would (loopback has none)")
     parser.add_argument("--quick", action="store_true", help="100 feeds, 2 growth rounds")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (config, database, log)")
     args = parser.parse_args()
     if args.quick:
-        args.feeds, args.growth_rounds = 100, 2
+        args.feeds = 100
+    if args.growth_rounds is None:
+        args.growth_rounds = 2 if args.quick else 4
 
     ctx = mp.get_context("fork")
     round_ = ctx.Value("i", 0)
     receive, send = ctx.Pipe(duplex=False)
-    server = ctx.Process(target=serve, args=(send, round_, args.items, args.latency_ms / 1000),
+    server = ctx.Process(target=serve, args=(send, round_, args.items, args.latency_ms / 1000, args.hosts),
                          daemon=True)
     server.start()
     try:
         if not receive.poll(10):
             raise SystemExit("the feed server did not start")
-        base_url = f"http://127.0.0.1:{receive.recv()}"
+        port = int(receive.recv())
         folder = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
-        config = write_config(folder, base_url, args.feeds)
+        config = write_config(folder, port, args.feeds, args.hosts)
         log = folder / "poll.log"
-        print(f"{args.feeds} feeds x {args.items} items on {base_url} (+{args.latency_ms:g} ms a request); "
-              f"folder {folder}")
+        print(f"{args.feeds} feeds x {args.items} items on {args.hosts} loopback hosts, port {port} "
+              f"(+{args.latency_ms:g} ms a request); folder {folder}")
 
         full = poll_once(config, log)
         print(f"full cycle:      {full.line()}")
         unchanged = poll_once(config, log)
         print(f"304 cycle:       {unchanged.line()}")
-        seq, found = sequential_baseline(base_url, args.feeds)
+        seq, found = sequential_baseline(port, args.feeds, args.hosts)
         print(f"sequential loop: {seq:7.2f} s  (httpx.get + feedparser.parse + regex; {found} regex hits)")
         print(f"speed-up vs sequential loop: {seq / full.seconds:5.2f}x wall, {seq / full.cycle_seconds:5.2f}x cycle")
         print(f"304 cycle / full cycle:      {unchanged.seconds / full.seconds:5.2f} wall, "
