@@ -61,6 +61,50 @@ class Feed(SQLModel, table=True):
     lease_until: datetime | None = _ts()
     lease_owner: str | None = Field(default=None, max_length=128)
     created_at: datetime | None = _ts()
+    # Where the feed came from: "config" (monitor.yaml; synced every start) or "import" (OPML).
+    origin: str = Field(default="config", max_length=16)
+    category: str | None = Field(default=None, max_length=512)
+    # A permanent redirect seen since moved_since; polled at moved_to once it has held for a while.
+    moved_to: str | None = Field(default=None, max_length=2048)
+    moved_since: datetime | None = _ts()
+    # Publishing rhythm: when the last new item appeared, and a moving average of the gap between new items.
+    last_entry_at: datetime | None = _ts()
+    entry_gap_seconds: float | None = None
+
+
+class Story(SQLModel, table=True):
+    """Near-identical items from several outlets, grouped (see ingest/cluster.py)."""
+
+    __tablename__ = "stories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime | None = _ts(index=True)
+    updated_at: datetime | None = _ts()
+    item_count: int = 1
+
+
+class StoryKey(SQLModel, table=True):
+    """LSH band keys of recent items, for finding a new item's story without scanning the archive."""
+
+    __tablename__ = "story_keys"
+
+    key: str = Field(primary_key=True, max_length=64)
+    item_id: int = Field(primary_key=True, foreign_key="items.id")
+    story_id: int = Field(foreign_key="stories.id")
+    published_at: datetime | None = _ts(index=True)
+
+
+class Worker(SQLModel, table=True):
+    """A running monitor process and its last heartbeat (``monitor status``)."""
+
+    __tablename__ = "workers"
+
+    owner: str = Field(primary_key=True, max_length=128)
+    hostname: str = Field(default="", max_length=256)
+    pid: int = 0
+    started_at: datetime | None = _ts()
+    heartbeat_at: datetime | None = _ts(index=True)
+    info: str = "{}"  # JSON: the last cycles' summaries
 
 
 class Item(SQLModel, table=True):
@@ -79,6 +123,10 @@ class Item(SQLModel, table=True):
     fetched_at: datetime | None = _ts(index=True)
     # False for the backlog recorded by a feed's first poll: stored, never alerted.
     alertable: bool = True
+    story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
+    signature: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # MinHash, for story grouping
+    # Retention blanks old items' text but keeps the row, so a feed re-serving it never alerts again.
+    pruned: bool = False
 
 
 class Hit(SQLModel, table=True):

@@ -37,6 +37,7 @@ from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
 from monitor.errors import DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
+from monitor.ingest.cluster import DEFAULT_THRESHOLD
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
 from monitor.ingest.parse import parse_feed
@@ -51,6 +52,8 @@ FEED_LEASE_SECONDS = 300
 DELIVERY_LEASE_SECONDS = 300
 MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
 MAX_BACKOFF_SECONDS = 24 * 3600
+STORY_WINDOW = timedelta(hours=48)  # near-identical items this close in time form one story
+STORY_THRESHOLD = DEFAULT_THRESHOLD
 
 
 def utcnow() -> datetime:
@@ -202,7 +205,7 @@ async def _poll_feeds(
     async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, FetchResult | FetchError]:
         async with limit:
             try:
-                state = FeedState(url=feed.url, etag=feed.etag, last_modified=feed.last_modified)
+                state = FeedState(url=feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified)
                 return feed, await fetch_feed(client, state, policy)
             except FetchError as exc:
                 return feed, exc
@@ -218,11 +221,28 @@ async def _poll_feeds(
                 _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary)
 
 
-def _next_poll(feed: store.ClaimedFeed, settings: Settings, now: datetime, max_age: int | None) -> datetime:
-    interval = feed.interval_seconds
-    if max_age:
-        interval = max(interval, min(max_age, settings.max_poll_interval))
+def _next_poll(feed: store.ClaimedFeed, settings: Settings, now: datetime, *, gap: float | None,
+               hints: tuple[int | None, ...] = ()) -> datetime:
+    """The next poll: the feed's interval, longer for feeds that publish rarely or ask for it
+    (RSS ``ttl``, ``Cache-Control: max-age``), never beyond ``max_poll_interval``."""
+    interval = float(feed.interval_seconds)
+    if gap:
+        interval = max(interval, gap / 2)  # a feed with a new item every 2 days is polled about daily
+    for hint in hints:
+        if hint:
+            interval = max(interval, float(hint))
+    interval = min(interval, float(max(settings.max_poll_interval, feed.interval_seconds)))
     return now + timedelta(seconds=interval)
+
+
+def _entry_gap(feed: store.ClaimedFeed, new_items: int, now: datetime) -> float | None:
+    """Moving average of the time between new items (the backlog of a first poll says nothing)."""
+    if new_items == 0 or feed.first_poll or feed.last_entry_at is None:
+        return feed.entry_gap_seconds
+    observed = (now - feed.last_entry_at).total_seconds() / new_items
+    if feed.entry_gap_seconds is None:
+        return observed
+    return 0.7 * feed.entry_gap_seconds + 0.3 * observed
 
 
 def _backoff(feed: store.ClaimedFeed, now: datetime, retry_after: float | None, rand: float) -> datetime:
@@ -260,13 +280,15 @@ def _store_outcome(
         _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary,
                         retry_after=outcome.retry_after)
         return
-    next_poll = _next_poll(feed, ctx.settings, now, outcome.max_age)
+    # The URL the feed lives at now: a permanent redirect seen this time, or the move already followed.
+    moved = outcome.permanent_redirect or (feed.moved_to if feed.fetch_url != feed.url else None)
     if outcome.not_modified or outcome.content is None:
         summary.not_modified += 1
+        next_poll = _next_poll(feed, ctx.settings, now, gap=feed.entry_gap_seconds, hints=(outcome.max_age,))
         with session_scope(ctx.engine) as session:
             store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
                                       last_modified=outcome.last_modified, next_poll_at=next_poll,
-                                      not_modified=True)
+                                      not_modified=True, moved_to=moved)
         return
     try:
         parsed = parse_feed(outcome.content, url=outcome.final_url, content_type=outcome.content_type)
@@ -281,13 +303,19 @@ def _store_outcome(
     ]
     with session_scope(ctx.engine) as session:
         new = store.insert_new_items(session, feed.id, items, alertable=alertable)
+        store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new], now=now,
+                             window=STORY_WINDOW, threshold=STORY_THRESHOLD)
         hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
                 hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))
         store.insert_hits(session, hits, now=now)
+        gap = _entry_gap(feed, len(new), now)
+        ttl = parsed.ttl_minutes * 60 if parsed.ttl_minutes else None
+        next_poll = _next_poll(feed, ctx.settings, now, gap=gap, hints=(outcome.max_age, ttl))
         store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
-                                  last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False)
+                                  last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False,
+                                  moved_to=moved, new_items=len(new), entry_gap_seconds=gap)
     summary.new_items += len(new)
     for _item_id, m in hits:
         summary.hits[m.watchlist] += 1
@@ -383,9 +411,8 @@ def build_subscription_digest(
         coming = [ComingUp(u.date, u.name, u.years)
                   for u in upcoming(result.calendar, today, ctx.settings.coming_up_days)]
     sources = [
-        SourceProblem(name=f.name or f.url, url=f.url,
-                      problem=(f.last_error or "failing") + f" ({f.error_count} failed polls)")
-        for f in store.problem_feeds(session, now=now, failing_for=ctx.settings.source_problem_after)
+        SourceProblem(name=f.name or f.url, url=f.url, problem=problem)
+        for f, problem in store.problem_feeds(session, now=now, failing_for=ctx.settings.source_problem_after)
     ]
     digest = build_digest(cfg.name, hits, now=now, zone=zone, zone_name=cfg.timezone, titles=titles,
                           order=cfg.watchlists)

@@ -10,6 +10,7 @@ count says whether this process won), which serves SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import json
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.domain import Item, Match, StoredHit
-from monitor.models import Delivery, DeliveryHit, Feed, Hit, Subscription
+from monitor.ingest.cluster import StorySignature, signature_for, similarity
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, Story, StoryKey, Subscription
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
 
@@ -30,6 +32,9 @@ _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter l
 
 
 # --- feeds -------------------------------------------------------------------------------------
+
+
+MOVE_HOLD_SECONDS = 7 * 86400  # a permanent redirect must hold this long before the feed is polled at its new URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +48,36 @@ class ClaimedFeed:
     alert_window_seconds: int
     interval_seconds: int
     error_count: int
+    fetch_url: str = ""  # where to fetch: ``url``, or where it moved once the move has held
+    moved_to: str | None = None
+    moved_since: datetime | None = None
+    last_entry_at: datetime | None = None
+    entry_gap_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fetch_url:
+            object.__setattr__(self, "fetch_url", self.url)
+
+
+def _claimed(row: Feed, now: datetime) -> ClaimedFeed:
+    assert row.id is not None
+    held = (row.moved_to is not None and row.moved_since is not None
+            and (now - row.moved_since).total_seconds() >= MOVE_HOLD_SECONDS)
+    return ClaimedFeed(
+        id=row.id, url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
+        first_poll=row.first_polled_at is None, alert_window_seconds=row.alert_window_seconds,
+        interval_seconds=row.interval_seconds, error_count=row.error_count,
+        fetch_url=row.moved_to if held and row.moved_to else row.url, moved_to=row.moved_to,
+        moved_since=row.moved_since, last_entry_at=row.last_entry_at, entry_gap_seconds=row.entry_gap_seconds,
+    )
 
 
 def sync_config(session: Session, settings: Settings, now: datetime) -> None:
     """Make the feeds and subscriptions tables agree with the config file.
 
-    New feeds are due at once; feeds gone from the config are deactivated (their
-    items and hits stay). A subscription whose schedule changed gets a new due time.
+    New feeds are due at once; config feeds gone from the config are deactivated
+    (their items and hits stay); imported (OPML) feeds are left alone. A
+    subscription whose schedule changed gets a new due time.
     """
     configured = {f.url: f for f in settings.feeds}
     existing = {row.url: row for row in session.exec(select(Feed))}
@@ -59,14 +87,15 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
         window = cfg.alert_window if cfg.alert_window is not None else settings.new_feed_alert_window
         if row is None:
             session.add(Feed(url=url, name=cfg.name, interval_seconds=interval, alert_window_seconds=window,
-                             active=True, next_poll_at=now, created_at=now))
+                             active=True, next_poll_at=now, created_at=now, origin="config"))
         else:
             row.name, row.interval_seconds, row.alert_window_seconds = cfg.name, interval, window
-            if not row.active:
+            row.origin = "config"
+            if not row.active and row.last_status != 410:
                 row.active, row.next_poll_at = True, now
             session.add(row)
     for url, row in existing.items():
-        if url not in configured and row.active:
+        if url not in configured and row.active and row.origin == "config":
             row.active = False
             session.add(row)
 
@@ -83,54 +112,88 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
     session.flush()
 
 
+def add_imported_feeds(
+    session: Session, feeds: Sequence[tuple[str, str | None, str | None]], *, now: datetime, interval: int,
+    alert_window: int,
+) -> int:
+    """Add (url, title, category) feeds from OPML; URLs already known are skipped. Returns the count added."""
+    known = set(session.exec(select(Feed.url)))
+    added = 0
+    for url, title, category in feeds:
+        if url in known:
+            continue
+        known.add(url)
+        session.add(Feed(url=url, name=title, category=category, interval_seconds=interval,
+                         alert_window_seconds=alert_window, active=True, next_poll_at=now, created_at=now,
+                         origin="import"))
+        added += 1
+    session.flush()
+    return added
+
+
 def claim_due_feeds(
     engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False
 ) -> list[ClaimedFeed]:
     """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
 
-    Other workers may race for the same rows: each claim is a conditional UPDATE
-    and only a row count of 1 means this process holds the feed.
+    Other workers race for the same rows. PostgreSQL: ``FOR UPDATE SKIP LOCKED``
+    hands each row to one claimer without waiting. SQLite (one writer at a time):
+    a conditional UPDATE per row, and only a row count of 1 means this process
+    holds the feed.
     """
     until = now + timedelta(seconds=lease_seconds)
     free = sa.or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) < now)
     query = select(Feed).where(col(Feed.active).is_(True), free)
     if not include_not_due:
         query = query.where(sa.or_(col(Feed.next_poll_at).is_(None), col(Feed.next_poll_at) <= now))
-    query = query.order_by(col(Feed.next_poll_at)).limit(limit)
-    claimed: list[ClaimedFeed] = []
-    with Session(engine) as session:
-        candidates = list(session.exec(query))
-        for row in candidates:
-            assert row.id is not None
-            result = session.execute(
-                sa.update(Feed)
-                .where(col(Feed.id) == row.id, free)
-                .values(lease_until=until, lease_owner=owner)
+    query = query.order_by(col(Feed.next_poll_at), col(Feed.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        if engine.dialect.name == "postgresql":
+            ids = sa.select(query.with_only_columns(col(Feed.id)).with_for_update(skip_locked=True).subquery())
+            rows = session.exec(
+                sa.update(Feed).where(col(Feed.id).in_(ids)).values(lease_until=until, lease_owner=owner)
+                .returning(Feed)
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(ClaimedFeed(
-                    id=row.id, url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
-                    first_poll=row.first_polled_at is None, alert_window_seconds=row.alert_window_seconds,
-                    interval_seconds=row.interval_seconds, error_count=row.error_count))
+            claimed = [_claimed(row, now) for row in rows.scalars()]
+        else:
+            claimed = []
+            for row in list(session.exec(query)):
+                result = session.execute(
+                    sa.update(Feed).where(col(Feed.id) == row.id, free).values(lease_until=until, lease_owner=owner)
+                )
+                if result.rowcount == 1:  # type: ignore[attr-defined]
+                    claimed.append(_claimed(row, now))
         session.commit()
+    claimed.sort(key=lambda f: f.id)
     return claimed
 
 
 def record_poll_success(
     session: Session, feed_id: int, *, now: datetime, status: int, etag: str | None,
-    last_modified: str | None, next_poll_at: datetime, not_modified: bool,
+    last_modified: str | None, next_poll_at: datetime, not_modified: bool, moved_to: str | None = None,
+    new_items: int = 0, entry_gap_seconds: float | None = None,
 ) -> None:
+    """A successful poll. ``moved_to``: the permanent redirect seen this time (None: no redirect)."""
     values: dict[str, Any] = dict(
         last_status=status, last_error=None, error_count=0, last_polled_at=now, last_success_at=now,
         next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
     )
     if not not_modified:
         values.update(etag=etag, last_modified=last_modified)
+    if new_items:
+        values.update(last_entry_at=now, entry_gap_seconds=entry_gap_seconds)
     session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
     session.execute(
         sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.first_polled_at).is_(None))
         .values(first_polled_at=now)
     )
+    if moved_to is None:
+        # The redirect did not hold: forget it (and go back to the original URL).
+        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.moved_to).is_not(None))
+                        .values(moved_to=None, moved_since=None))
+    else:
+        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id, sa.or_(
+            col(Feed.moved_to).is_(None), col(Feed.moved_to) != moved_to)).values(moved_to=moved_to, moved_since=now))
 
 
 def record_poll_failure(
@@ -146,16 +209,37 @@ def record_poll_failure(
     session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
 
 
-def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[Feed]:
-    """Active feeds failing for longer than ``failing_for`` seconds, and feeds disabled by 410."""
-    cutoff = now - timedelta(seconds=failing_for)
-    failing = sa.and_(
-        col(Feed.active).is_(True), col(Feed.error_count) > 0,
-        sa.or_(sa.and_(col(Feed.last_success_at).is_(None), col(Feed.created_at) < cutoff),
-               col(Feed.last_success_at) < cutoff),
-    )
-    gone = sa.and_(col(Feed.active).is_(False), col(Feed.last_status) == 410)
-    return list(session.exec(select(Feed).where(sa.or_(failing, gone)).order_by(col(Feed.id))))
+SILENT_FACTOR = 4  # silent when no new item for this many times the usual gap ...
+SILENT_MIN_SECONDS = 2 * 86400  # ... and for at least this long
+
+
+def feed_problem(feed: Feed, *, now: datetime, failing_for: int) -> str | None:
+    """Why an operator or subscriber should look at this feed, or None when it is fine."""
+    if not feed.active:
+        return f"disabled: {feed.last_error}" if feed.last_status == 410 else None
+    if feed.error_count:
+        since = feed.last_success_at or feed.created_at
+        if since is None or (now - since).total_seconds() >= failing_for:
+            return f"{feed.last_error or 'failing'} ({feed.error_count} failed polls)"
+    if feed.entry_gap_seconds and feed.last_entry_at:
+        quiet = (now - feed.last_entry_at).total_seconds()
+        if quiet >= max(SILENT_MIN_SECONDS, SILENT_FACTOR * feed.entry_gap_seconds):
+            return (f"silent: no new item for {quiet / 86400:.1f} days "
+                    f"(usually every {feed.entry_gap_seconds / 3600:.1f} h)")
+    return None
+
+
+def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[tuple[Feed, str]]:
+    """Feeds failing for longer than ``failing_for`` seconds, silent far beyond their rhythm, or gone (410)."""
+    candidates = session.exec(select(Feed).where(sa.or_(
+        col(Feed.error_count) > 0, col(Feed.last_status) == 410, col(Feed.entry_gap_seconds).is_not(None),
+    )).order_by(col(Feed.id)))
+    found = []
+    for feed in candidates:
+        problem = feed_problem(feed, now=now, failing_for=failing_for)
+        if problem:
+            found.append((feed, problem))
+    return found
 
 
 def list_feeds(session: Session) -> list[Feed]:
@@ -374,3 +458,62 @@ def retry_deliveries(session: Session, *, now: datetime, delivery_id: int | None
     else:
         query = query.where(col(Delivery.status) == "dead")
     return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
+
+
+# --- stories ------------------------------------------------------------------------------------
+
+
+def assign_stories(
+    session: Session, items: Sequence[tuple[int, Item]], *, now: datetime, window: timedelta, threshold: float,
+) -> dict[int, tuple[int, bool]]:
+    """Put each new item in a story: an existing one when a similar item appeared within ``window``.
+
+    Returns ``{item_id: (story_id, joined_existing)}``. Candidates come from the LSH
+    band keys of recent items only, so the cost does not grow with the archive.
+    """
+    result: dict[int, tuple[int, bool]] = {}
+    for item_id, item in items:
+        sig = signature_for(item.title, item.summary)
+        when = min(item.published_at or now, now)
+        rows = session.execute(
+            sa.select(StoryKey.story_id, ItemRow.signature).distinct()  # type: ignore[call-overload]
+            .join(ItemRow, col(ItemRow.id) == col(StoryKey.item_id))
+            .where(col(StoryKey.key).in_(sig.keys), col(StoryKey.published_at) >= when - window,
+                   col(StoryKey.published_at) <= when + window, col(StoryKey.item_id) != item_id)
+        ).all()
+        best: tuple[float, int] | None = None
+        for story_id, blob in rows:
+            if not blob:
+                continue
+            score = similarity(sig, StorySignature(_unpack(blob), ()))
+            if score >= threshold and (best is None or score > best[0]):
+                best = (score, story_id)
+        if best is not None:
+            story_id, joined = best[1], True
+            session.execute(sa.update(Story).where(col(Story.id) == story_id)
+                            .values(item_count=Story.item_count + 1, updated_at=now))
+        else:
+            story = Story(created_at=now, updated_at=now, item_count=1)
+            session.add(story)
+            session.flush()
+            assert story.id is not None
+            story_id, joined = story.id, False
+        session.execute(sa.update(ItemRow).where(col(ItemRow.id) == item_id)
+                        .values(story_id=story_id, signature=_pack(sig.signature)))
+        session.execute(sa.insert(StoryKey), [dict(key=k, item_id=item_id, story_id=story_id, published_at=when)
+                                              for k in sig.keys])
+        result[item_id] = (story_id, joined)
+    return result
+
+
+def _pack(signature: Sequence[int]) -> bytes:
+    return array("Q", signature).tobytes()
+
+
+def _unpack(blob: bytes) -> tuple[int, ...]:
+    return tuple(array("Q", blob))
+
+
+def prune_story_keys(session: Session, *, before: datetime) -> int:
+    """Drop band keys older than the grouping window: they can no longer match anything."""
+    return int(session.execute(sa.delete(StoryKey).where(col(StoryKey.published_at) < before)).rowcount)  # type: ignore[attr-defined]
