@@ -106,3 +106,6 @@ class StoredHit:
     feed_name: str | None
     feed_url: str
     created_at: datetime
+    story_id: int | None = None
+    # The item's story was already named in an earlier message to this subscription.
+    follow_up: bool = False

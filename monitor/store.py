@@ -309,12 +309,13 @@ def _hit_query() -> Any:
     )
 
 
-def _view(hit: Hit, item: ItemRow, feed: Feed) -> StoredHit:
+def _view(hit: Hit, item: ItemRow, feed: Feed, follow_up: bool = False) -> StoredHit:
     assert hit.id is not None and hit.created_at is not None
     return StoredHit(
         hit_id=hit.id, item_id=hit.item_id, watchlist=hit.watchlist, score=hit.score,
         evidence=json.loads(hit.evidence), title=item.title, link=item.link, summary=item.summary,
         published_at=item.published_at, feed_name=feed.name, feed_url=feed.url, created_at=hit.created_at,
+        story_id=item.story_id, follow_up=follow_up,
     )
 
 
@@ -331,7 +332,10 @@ def undelivered_hits(
     session: Session, subscription_id: int, watchlists: Sequence[str], *, since: datetime, limit: int,
     min_score: float = 0.0,
 ) -> list[StoredHit]:
-    """Hits on these watchlists created since ``since`` that this subscription has not been sent."""
+    """Hits on these watchlists created since ``since`` that this subscription has not been sent.
+
+    Each comes with ``follow_up``: another item of its story was already sent to this subscription.
+    """
     sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
         col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
     )
@@ -342,7 +346,18 @@ def undelivered_hits(
         .order_by(col(Hit.id))
         .limit(limit)
     )
-    return [_view(h, i, f) for h, i, f in session.execute(query)]
+    rows = list(session.execute(query))
+    stories = {item.story_id for _h, item, _f in rows if item.story_id is not None}
+    told: set[int] = set()
+    if stories:
+        earlier = sa.orm.aliased(ItemRow)
+        told = set(session.scalars(
+            sa.select(col(earlier.story_id)).distinct()
+            .join(Hit, col(Hit.item_id) == earlier.id)
+            .join(DeliveryHit, col(DeliveryHit.hit_id) == col(Hit.id))
+            .where(col(DeliveryHit.subscription_id) == subscription_id, col(earlier.story_id).in_(stories))
+        ))
+    return [_view(h, i, f, follow_up=i.story_id in told) for h, i, f in rows]
 
 
 # --- subscriptions and the outbox --------------------------------------------------------------

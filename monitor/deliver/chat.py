@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
-from monitor.deliver.digest import Digest, DigestEntry, DigestSection
+from monitor.deliver.digest import AlsoReported, Digest, DigestEntry, DigestSection
 
 __all__ = ["CHAT_FORMATS", "Builder", "ChatFormat", "render_chat", "safe_url"]
 
@@ -133,6 +133,30 @@ def _why_lines(entry: DigestEntry, table: Mapping[int, str]) -> list[str]:
     return lines
 
 
+MAX_ALSO = 5  # other outlets' reports named per entry; more wait for the next message (never dropped)
+MAX_ALSO_URL = 400
+
+
+def _also(entry: DigestEntry) -> tuple[AlsoReported, ...]:
+    return entry.also[:MAX_ALSO]
+
+
+def _carried_hits(entry: DigestEntry) -> list[int]:
+    """The hits a chat message names: the entry's own and those of the outlets it lists."""
+    return [*entry.hit_ids, *(h for a in _also(entry) for h in a.hit_ids)]
+
+
+def _also_lines(entry: DigestEntry, table: Mapping[int, str], link: Callable[[str, str], str]) -> list[str]:
+    lines = []
+    if entry.follow_up:
+        lines.append("Follow-up: more reports of a story sent earlier")
+    for other in _also(entry):
+        source = fit(other.source, MAX_SOURCE, table)
+        url = safe_url(other.link)
+        lines.append(f"Also reported by {link(url, source) if url and len(url) <= MAX_ALSO_URL else source}")
+    return lines
+
+
 def _summary_line(digest: Digest, part: int, parts: int) -> str:
     """Unescaped: count, time and part. Callers escape it for their target."""
     count = len(digest.entries)
@@ -196,7 +220,8 @@ class ChatFormat:
         placed = [Placed(s, e, self.entry(e)) for s in digest.sections for e in s.entries]
         chunks = self._paginate(digest, placed)
         return [
-            (_encode(self.body(_page(digest, chunk, i, len(chunks)))), [h for p in chunk for h in p.entry.hit_ids])
+            (_encode(self.body(_page(digest, chunk, i, len(chunks)))),
+             [h for p in chunk for h in _carried_hits(p.entry)])
             for i, chunk in enumerate(chunks, 1)
         ]
 
@@ -250,7 +275,8 @@ def _slack_entry(entry: DigestEntry) -> dict[str, Any]:
     url = safe_url(entry.link)
     # & is entity-escaped inside the URL too; Slack decodes it back, and it keeps "&lt;" spellings inert.
     line = f"<{url.translate(_SLACK)}|{title}>" if url else f"*{title}*"
-    text = "\n".join([line, _meta(entry, _SLACK), *_why_lines(entry, _SLACK)])
+    also = _also_lines(entry, _SLACK, lambda u, label: f"<{u.translate(_SLACK)}|{label}>")
+    text = "\n".join([line, _meta(entry, _SLACK), *_why_lines(entry, _SLACK), *also])
     return {"type": "section", "text": _slack_mrkdwn(text)}
 
 
@@ -289,7 +315,8 @@ def _discord_entry(entry: DigestEntry) -> dict[str, Any]:
     url = safe_url(entry.link)
     if url:
         embed["url"] = url
-    embed["description"] = "\n".join([_meta(entry, _DISCORD), *_why_lines(entry, _DISCORD)])
+    also = _also_lines(entry, _DISCORD, lambda u, label: f"[{label}]({u})")
+    embed["description"] = "\n".join([_meta(entry, _DISCORD), *_why_lines(entry, _DISCORD), *also])
     return embed
 
 
@@ -333,8 +360,9 @@ def _teams_entry(entry: DigestEntry) -> dict[str, Any]:
         _text_block(f"[{title}]({url})" if url else title, weight="Bolder"),
         _text_block(_meta(entry, _TEAMS), isSubtle=True, spacing="None"),
     ]
+    also = _also_lines(entry, _TEAMS, lambda u, label: f"[{label}]({u})")
     items.extend(_text_block(line, isSubtle=True, size="Small", spacing="None")
-                 for line in _why_lines(entry, _TEAMS))
+                 for line in [*_why_lines(entry, _TEAMS), *also])
     return {"type": "Container", "items": items, "spacing": "Medium"}
 
 
@@ -370,7 +398,9 @@ def _mattermost_entry(entry: DigestEntry) -> str:
     url = safe_url(entry.link)
     link = f"[{title}]({url})" if url else f"**{title}**"
     # Two-space indent keeps the detail lines inside the list item.
-    return "\n".join([f"- {link} — {_meta(entry, _MATTERMOST)}", *(f"  {w}" for w in _why_lines(entry, _MATTERMOST))])
+    also = _also_lines(entry, _MATTERMOST, lambda u, label: f"[{label}]({u})")
+    details = [*_why_lines(entry, _MATTERMOST), *also]
+    return "\n".join([f"- {link} — {_meta(entry, _MATTERMOST)}", *(f"  {w}" for w in details)])
 
 
 def _mattermost_body(page: Page) -> dict[str, Any]:

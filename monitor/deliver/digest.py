@@ -29,6 +29,18 @@ class Reason:
 
 
 @dataclass(frozen=True, slots=True)
+class AlsoReported:
+    """Another outlet's item of the same story, named with its link under the main entry."""
+
+    item_id: int
+    title: str
+    link: str | None
+    source: str
+    published: datetime | None
+    hit_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DigestEntry:
     item_id: int
     title: str
@@ -39,6 +51,12 @@ class DigestEntry:
     watchlists: tuple[str, ...]
     reasons: tuple[Reason, ...]
     hit_ids: tuple[int, ...]
+    also: tuple[AlsoReported, ...] = ()
+    follow_up: bool = False  # the story was already sent to this subscription; these are further reports
+
+    @property
+    def all_hit_ids(self) -> tuple[int, ...]:
+        return self.hit_ids + tuple(h for a in self.also for h in a.hit_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +101,7 @@ class Digest:
 
     @property
     def hit_ids(self) -> list[int]:
-        return [h for e in self.entries for h in e.hit_ids]
+        return [h for e in self.entries for h in e.all_hit_ids]
 
     @property
     def watchlists(self) -> list[str]:
@@ -141,10 +159,25 @@ def build_digest(
     for hit in hits:
         by_item[hit.item_id].append(hit)
     rank = {name: i for i, name in enumerate(order)}
-    sections: dict[str, list[DigestEntry]] = defaultdict(list)
-    for item_hits in by_item.values():
+    # Items of one story become one entry: the earliest report leads, the others are "also reported by".
+    stories: dict[object, list[list[StoredHit]]] = defaultdict(list)
+    for item_id, item_hits in by_item.items():
         item_hits.sort(key=lambda h: (-h.score, rank.get(h.watchlist, len(rank)), h.watchlist))
-        first = item_hits[0]
+        key = item_hits[0].story_id if item_hits[0].story_id is not None else ("item", item_id)
+        stories[key].append(item_hits)
+    sections: dict[str, list[DigestEntry]] = defaultdict(list)
+    for members in stories.values():
+        members.sort(key=lambda m: (m[0].published_at.timestamp() if m[0].published_at else float("inf"),
+                                    m[0].item_id))
+        lead, others = members[0], members[1:]
+        first = lead[0]
+        lists: list[str] = []
+        reasons: list[Reason] = []
+        for member in members:
+            for h in member:
+                if h.watchlist not in lists:
+                    lists.append(h.watchlist)
+                    reasons.append(describe_evidence(h.watchlist, h.score, h.evidence))
         entry = DigestEntry(
             item_id=first.item_id,
             title=first.title or "(untitled)",
@@ -152,9 +185,17 @@ def build_digest(
             source=source_name(first),
             published=first.published_at.astimezone(zone) if first.published_at else None,
             summary=_clip(first.summary, 400),
-            watchlists=tuple(h.watchlist for h in item_hits),
-            reasons=tuple(describe_evidence(h.watchlist, h.score, h.evidence) for h in item_hits),
-            hit_ids=tuple(h.hit_id for h in item_hits),
+            watchlists=tuple(lists),
+            reasons=tuple(reasons),
+            hit_ids=tuple(h.hit_id for h in lead),
+            also=tuple(
+                AlsoReported(item_id=m[0].item_id, title=m[0].title or "(untitled)", link=m[0].link,
+                             source=source_name(m[0]),
+                             published=m[0].published_at.astimezone(zone) if m[0].published_at else None,
+                             hit_ids=tuple(h.hit_id for h in m))
+                for m in others
+            ),
+            follow_up=any(h.follow_up for m in members for h in m),
         )
         sections[first.watchlist].append(entry)
     ordered = sorted(sections, key=lambda name: (rank.get(name, len(rank)), name))

@@ -74,6 +74,12 @@ def webhook_payload(digest: Digest, *, delivery_key: str) -> dict[str, Any]:
                 "summary": entry.summary,
                 "watchlists": list(entry.watchlists),
                 "hit_ids": list(entry.hit_ids),
+                "follow_up": entry.follow_up,
+                "also_reported_by": [
+                    {"item_id": a.item_id, "title": a.title, "link": a.link, "source": a.source,
+                     "published": a.published.isoformat() if a.published else None, "hit_ids": list(a.hit_ids)}
+                    for a in entry.also
+                ],
                 "reasons": [
                     {"watchlist": r.watchlist, "score": round(r.score, 4), "phrases": list(r.phrases),
                      "anniversary": r.anniversary, "evidence": [dict(ev) for ev in r.evidence]}

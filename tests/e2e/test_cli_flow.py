@@ -219,3 +219,45 @@ def test_slack_webhook_gets_block_kit_with_feed_markup_made_inert(
     assert "<!channel>" not in raw and "&lt;!channel&gt;" in raw
     for item in RELEVANT:
         assert raw.count(item["link"]) == 1
+
+
+WIRE = {"title": "Chinese delegation led by Zhao Leji arrives in Pyongyang",
+        "link": "http://wire.test/zhao-leji",
+        "summary": "A Chinese party and government delegation led by Zhao Leji, chairman of the NPC Standing "
+                   "Committee, arrived in Pyongyang on Thursday for talks with Kim Jong Un, state media said, "
+                   "opening a year of friendship events between China and North Korea."}
+REWRITE = {"title": "China's top legislator Zhao Leji lands in Pyongyang",
+           "link": "http://outlet.test/zhao-leji-lands",
+           "summary": "A Chinese party and government delegation led by Zhao Leji, chairman of the NPC Standing "
+                      "Committee, arrived in Pyongyang on Thursday for talks with Kim Jong Un, state media said, "
+                      "opening a year of friendship events between the two countries."}
+
+
+def test_one_story_from_two_outlets_alerts_once_and_a_late_report_follows_up(
+    tmp_path: Path, feed_server: FeedServer, smtp_server: SmtpServer
+) -> None:
+    feed_server.set_route("/a.xml", body=rss([WIRE]), headers={"Content-Type": "application/rss+xml"})
+    feed_server.set_route("/b.xml", body=rss([REWRITE]), headers={"Content-Type": "application/rss+xml"})
+    late = dict(REWRITE, link="http://third.test/zhao", title="Zhao Leji in Pyongyang for friendship year talks")
+    feed_server.set_route("/c.xml", body=rss([]), headers={"Content-Type": "application/rss+xml"})
+    cli = Cli(write_config(
+        tmp_path / "monitor.yaml",
+        feeds=[{"url": feed_server.url(p), "name": n} for p, n in
+               [("/a.xml", "Wire A"), ("/b.xml", "Outlet B"), ("/c.xml", "Third C")]],
+        subscriptions=[{"name": "desk", "watchlists": ALL_LISTS, "email": ["desk@example.org"]}],
+        smtp={"host": smtp_server.host, "port": smtp_server.port, "from": "monitor@example.org", "security": "none"},
+    ))
+    cli("poll", "--once")
+    cli("deliver", "--once")
+    [first] = smtp_server.messages
+    body = text_part(first)
+    assert body.count(WIRE["link"]) == 1 and body.count(REWRITE["link"]) == 1
+    assert "1 new item" in body and "Also reported by" in body
+
+    feed_server.set_route("/c.xml", body=rss([late]), headers={"Content-Type": "application/rss+xml"})
+    cli("poll", "--once", "--all")
+    cli("deliver", "--once")
+    _, second = smtp_server.messages
+    follow = text_part(second)
+    assert follow.count(late["link"]) == 1 and "Follow-up" in follow
+    assert WIRE["link"] not in follow and REWRITE["link"] not in follow

@@ -97,3 +97,23 @@ def test_webhook_payload_carries_every_hit_with_evidence() -> None:
     assert sorted(h for item in body["items"] for h in item["hit_ids"]) == sorted([a.hit_id, b.hit_id, c.hit_id])
     assert {item["link"] for item in body["items"]} == {a.link, c.link}
     assert all(reason["evidence"] for item in body["items"] for reason in item["reasons"])
+
+
+def test_items_of_one_story_are_one_entry_with_also_reported_by() -> None:
+    wire = stored_hit(item_id=100, story_id=5, feed_name="Wire A", published_at=datetime(2026, 11, 20, 8, tzinfo=UTC))
+    rewrite = stored_hit(item_id=101, story_id=5, feed_name="Outlet B",
+                         published_at=datetime(2026, 11, 20, 9, tzinfo=UTC))
+    other = stored_hit(item_id=102, story_id=6)
+    digest = digest_of(rewrite, wire, other)
+    assert len(digest.entries) == 2
+    [lead] = [e for e in digest.entries if e.item_id == 100]
+    assert [a.source for a in lead.also] == ["Outlet B"]
+    assert sorted(digest.hit_ids) == sorted([wire.hit_id, rewrite.hit_id, other.hit_id])
+    rendered = render_email(digest)
+    assert rendered.text.count(rewrite.link) == 1 and f'href="{rewrite.link}"' in rendered.html
+    assert "Also reported by Outlet B" in rendered.text
+
+
+def test_follow_up_reports_are_marked() -> None:
+    rendered = render_email(digest_of(stored_hit(story_id=9, follow_up=True)))
+    assert "Follow-up: more reports of a story sent earlier." in rendered.text
