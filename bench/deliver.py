@@ -260,14 +260,14 @@ def run_worker(kind: str, n: int, port: int, profile: bool) -> dict[str, Any]:
         send = pipeline.send_due
 
         def timed_plan(*args: Any, **kwargs: Any) -> None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             plan(*args, **kwargs)
-            phases["plan"] = time.perf_counter() - t0
+            phases["plan"], phases["plan_cpu"] = time.perf_counter() - t0, time.process_time() - c0
 
         async def timed_send(*args: Any, **kwargs: Any) -> None:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             await send(*args, **kwargs)
-            phases["send"] = time.perf_counter() - t0
+            phases["send"], phases["send_cpu"] = time.perf_counter() - t0, time.process_time() - c0
 
         pipeline.plan_deliveries = timed_plan  # type: ignore[assignment]
         pipeline.send_due = timed_send  # type: ignore[assignment]
@@ -285,7 +285,8 @@ def run_worker(kind: str, n: int, port: int, profile: bool) -> dict[str, Any]:
         "kind": kind, "n": n, "hits_per_message": stored, "planned": summary.planned, "sent": summary.sent,
         "failed": summary.failed + summary.dead,
         "errors": summary.errors[:3], "setup_s": setup_s, "plan_s": phases.get("plan", 0.0),
-        "send_s": phases.get("send", 0.0), "cycle_s": cycle_s, "rss_setup_mb": rss_setup,
+        "send_s": phases.get("send", 0.0), "cycle_s": cycle_s, "plan_cpu_s": phases.get("plan_cpu", 0.0),
+        "send_cpu_s": phases.get("send_cpu", 0.0), "rss_setup_mb": rss_setup,
         "rss_peak_mb": peak_rss_mb(),
     }
     if profiler:
@@ -311,6 +312,7 @@ def run_size(kind: str, n: int, target: Receiver, *, profile: bool = False) -> d
         raise SystemExit(f"worker {kind} {n} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["received"] = target.received.value - before
+    result["load"] = os.getloadavg()[0]  # 1-minute load at the end: other work skews the wall times
     return result
 
 
@@ -319,16 +321,18 @@ def rate(n: int, seconds: float) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    header = (f"{'kind':<8}{'N':>7}{'recv':>7}{'setup s':>9}{'plan s':>9}{'send s':>9}{'cycle s':>9}"
-              f"{'plan/s':>9}{'send/s':>9}{'cycle/s':>9}{'RSS set-up':>12}{'RSS peak':>10}{'Δ MB':>7}")
+    header = (f"{'kind':<8}{'N':>7}{'recv':>7}{'setup s':>8}{'plan s':>8}{'cpu':>7}{'send s':>8}{'cpu':>7}"
+              f"{'cycle s':>8}{'plan/s':>8}{'send/s':>8}{'cycle/s':>8}{'RSS set-up':>11}{'peak':>7}{'Δ MB':>6}"
+              f"{'load':>6}")
     print(header)
     print("-" * len(header))
     for r in results:
         ok = "" if r["received"] == r["n"] == r["sent"] else f"  MISMATCH sent={r['sent']} {r['errors']}"
-        print(f"{r['kind']:<8}{r['n']:>7,}{r['received']:>7,}{r['setup_s']:>9.2f}{r['plan_s']:>9.2f}"
-              f"{r['send_s']:>9.2f}{r['cycle_s']:>9.2f}{rate(r['n'], r['plan_s']):>9}{rate(r['n'], r['send_s']):>9}"
-              f"{rate(r['n'], r['cycle_s']):>9}{r['rss_setup_mb']:>10.0f}MB{r['rss_peak_mb']:>8.0f}MB"
-              f"{r['rss_peak_mb'] - r['rss_setup_mb']:>7.0f}{ok}")
+        print(f"{r['kind']:<8}{r['n']:>7,}{r['received']:>7,}{r['setup_s']:>8.1f}{r['plan_s']:>8.2f}"
+              f"{r['plan_cpu_s']:>7.1f}{r['send_s']:>8.2f}{r['send_cpu_s']:>7.1f}{r['cycle_s']:>8.2f}"
+              f"{rate(r['n'], r['plan_s']):>8}{rate(r['n'], r['send_s']):>8}{rate(r['n'], r['cycle_s']):>8}"
+              f"{r['rss_setup_mb']:>9.0f}MB{r['rss_peak_mb']:>5.0f}MB{r['rss_peak_mb'] - r['rss_setup_mb']:>6.0f}"
+              f"{r['load']:>6.1f}{ok}")
 
 
 def print_ratios(results: list[dict[str, Any]]) -> None:

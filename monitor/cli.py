@@ -470,6 +470,73 @@ def digest_preview(
         typer.echo(f"HTML written to {html}")
 
 
+@app.command()
+def status(
+    max_age: Annotated[int, typer.Option(help="A worker is alive if its heartbeat is younger (seconds).")] = 120,
+    format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Workers' heartbeats, feeds due, deliveries pending/dead; exit 1 when unhealthy (for health checks)."""
+    from monitor.pipeline import utcnow
+
+    settings = _settings()
+    now = utcnow()
+    engine = make_engine(settings.database_url)
+    problems: list[str] = []
+    report: dict[str, Any] = {"database": redact_url(engine.url)}
+    try:
+        revision, head = current_revision(engine), head_revision()
+    except DatabaseError as exc:
+        _fail(f"unhealthy: {exc}", 1)
+    report["revision"] = revision
+    if revision != head:
+        problems.append(f"database at revision {revision or '(empty)'}, code needs {head} (run 'monitor db upgrade')")
+    else:
+        with session_scope(engine) as session:
+            workers = store.list_workers(session)
+            counts = store.health_counts(session, now=now, overdue_after=max(max_age, 600))
+        report["workers"] = [
+            {"owner": w.owner, "hostname": w.hostname, "pid": w.pid,
+             "started_at": w.started_at.isoformat() if w.started_at else None,
+             "heartbeat_age_s": round((now - w.heartbeat_at).total_seconds()) if w.heartbeat_at else None,
+             "alive": bool(w.heartbeat_at and (now - w.heartbeat_at).total_seconds() <= max_age),
+             "last": json.loads(w.info)}
+            for w in workers
+        ]
+        report.update(counts)
+        if not any(w["alive"] for w in report["workers"]):
+            problems.append(f"no worker has sent a heartbeat in the last {max_age} s")
+    report["healthy"] = not problems
+    report["problems"] = problems
+    if format == "json":
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        typer.echo(f"database: {report['database']} at revision {revision or '(empty)'}")
+        for w in report.get("workers", []):
+            state = "alive" if w["alive"] else "stale"
+            typer.echo(f"worker {w['owner']}: {state}, last heartbeat {w['heartbeat_age_s']} s ago")
+        if "feeds_active" in report:
+            typer.echo(f"feeds: {report['feeds_active']} active, {report['feeds_overdue']} overdue, "
+                       f"{report['feeds_failing']} failing")
+            typer.echo(f"deliveries: {report['deliveries_pending']} pending "
+                       f"({report['deliveries_retrying']} retrying), {report['deliveries_dead']} dead")
+        typer.echo("healthy" if not problems else "unhealthy: " + "; ".join(problems))
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go.")] = False,
+) -> None:
+    """Apply the retention settings now (the daemon does it daily)."""
+    from monitor.pipeline import prune_cycle, utcnow
+
+    ctx = _open(now=utcnow())
+    counts = prune_cycle(ctx, now=utcnow(), dry_run=dry_run)
+    verb = "would prune" if dry_run else "pruned"
+    typer.echo(f"{verb}: " + ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in counts.items()))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations."""

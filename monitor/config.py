@@ -120,6 +120,15 @@ class RetryConfig(_Strict):
     horizon: Duration = 3 * 86400
 
 
+class RetentionConfig(_Strict):
+    """How long the archive keeps things; the daemon prunes once a day in small batches."""
+
+    items: Duration = 90 * 86400  # text of items that matched nothing
+    hits: Duration = 730 * 86400  # hits and their items
+    deliveries: Duration = 30 * 86400  # rendered payloads of sent deliveries
+    fingerprints: Duration = 730 * 86400  # pruned items' fingerprints, so a re-served old item never alerts
+
+
 class SubscriptionConfig(_Strict):
     name: str
     watchlists: list[str] = Field(min_length=1)
@@ -199,6 +208,8 @@ class Settings(BaseSettings):
     poll_concurrency: int = Field(default=20, ge=1, le=500)
     delivery_batch: int = Field(default=200, ge=1)
     delivery_retry: RetryConfig = Field(default_factory=RetryConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    db_pool_size: int = Field(default=5, ge=1, le=100)  # PostgreSQL connections per worker
     fetch_timeout: float = Field(default=20.0, gt=0)
     fetch_deadline: float = Field(default=60.0, gt=0)
     max_feed_bytes: int = Field(default=10 * 2**20, gt=0)

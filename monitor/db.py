@@ -81,10 +81,23 @@ def _alembic_config(connection: sa.Connection) -> Config:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision``."""
     try:
-        with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), revision)
+        with engine.connect() as connection:
+            sqlite = engine.dialect.name == "sqlite"
+            if sqlite:
+                # SQLite alters a table by copying it; with foreign keys enforced, dropping the
+                # old copy fails while other tables point at it. The pragma only works outside a
+                # transaction, so it goes straight to the driver before the migration begins.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with connection.begin():
+                    command.upgrade(_alembic_config(connection), revision)
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"cannot migrate the database {redact_url(engine.url)}: {exc.orig}") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError(f"migrating the database {redact_url(engine.url)} failed: {exc}") from exc
 
 
 def current_revision(engine: Engine) -> str | None:

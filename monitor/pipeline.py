@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from monitor import store
 from monitor.config import Settings, SubscriptionConfig
-from monitor.db import make_engine, session_scope, upgrade
+from monitor.db import current_revision, head_revision, make_engine, redact_url, session_scope, upgrade
 from monitor.deliver.chat import render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, split_digest
 from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
@@ -36,7 +36,7 @@ from monitor.deliver.render import render_email, render_webhook
 from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
-from monitor.errors import DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
+from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
 from monitor.ingest.cluster import DEFAULT_THRESHOLD
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
@@ -120,6 +120,8 @@ class Context:
     owner: str
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rand: Callable[[], float] = random.random
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    last: dict[str, object] = field(default_factory=dict)  # last cycles' summaries, for the heartbeat
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -137,11 +139,25 @@ class Context:
                            allow_private_networks=self.settings.allow_private_networks)
 
 
-def open_context(settings: Settings, *, now: datetime, migrate: bool = True) -> Context:
-    """Connect, migrate, load watchlists, and sync config into the database."""
-    engine = make_engine(settings.database_url)
+def open_context(settings: Settings, *, now: datetime, migrate: bool | None = None) -> Context:
+    """Connect, check or apply migrations, load watchlists, and sync config into the database.
+
+    ``migrate=None`` (the default) upgrades a SQLite database in place (one process owns it)
+    and refuses to start on a PostgreSQL database that is not at the code's revision: with
+    several workers, migrations run once, by ``monitor db upgrade``, not by whichever starts first.
+    """
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    if migrate is None:
+        migrate = engine.dialect.name == "sqlite"
     if migrate:
         upgrade(engine)
+    else:
+        current, head = current_revision(engine), head_revision()
+        if current != head:
+            raise DatabaseError(
+                f"the database {redact_url(engine.url)} is at revision {current or '(empty)'}, the code needs "
+                f"{head}: run 'monitor db upgrade' once, then start the workers"
+            )
     source = WatchlistSource(settings.watchlists_dir)
     source.get()
     retry = settings.delivery_retry
@@ -151,6 +167,22 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool = True) -> 
     with session_scope(engine) as session:
         store.sync_config(session, settings, now)
     return ctx
+
+
+def beat(ctx: Context, *, now: datetime) -> None:
+    """Record this process's heartbeat (``monitor status`` reads it)."""
+    with session_scope(ctx.engine) as session:
+        store.heartbeat(session, owner=ctx.owner, hostname=socket.gethostname(), pid=os.getpid(),
+                        started_at=ctx.started_at, now=now, info=ctx.last)
+
+
+def prune_cycle(ctx: Context, *, now: datetime, dry_run: bool = False) -> dict[str, int]:
+    r = ctx.settings.retention
+    retention = store.Retention(items=r.items, hits=r.hits, deliveries=r.deliveries, fingerprints=r.fingerprints)
+    with session_scope(ctx.engine) as session:
+        counts = store.prune(session, now=now, retention=retention, dry_run=dry_run, story_window=STORY_WINDOW)
+    log.info("prune %s: %s", "dry run" if dry_run else "done", counts)
+    return counts
 
 
 # --- polling ------------------------------------------------------------------------------------
@@ -188,6 +220,7 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
         if all_feeds or len(claimed) < batch:
             break
     summary.duration_ms = (time.perf_counter() - started) * 1000
+    ctx.last["poll"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors)}
     log.info(
         "poll cycle done: %d feeds, %d new items, %d hits, %d failed",
         summary.feeds_polled, summary.new_items, sum(summary.hits.values()), summary.feeds_failed,
@@ -353,6 +386,8 @@ def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> Deliv
     summary = DeliverySummary()
     plan_deliveries(ctx, now=now, flush=flush, summary=summary)
     asyncio.run(send_due(ctx, now=now, summary=summary))
+    ctx.last["delivery"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors),
+                            "targets": len(summary.targets)}
     log.info("delivery cycle done: %d planned, %d sent, %d failed, %d dead",
              summary.planned, summary.sent, summary.failed, summary.dead)
     return summary

@@ -339,6 +339,16 @@ def test_compose_config_loads_and_sends_mail_to_the_catcher(monkeypatch: pytest.
     assert settings.subscriptions and all(s.email for s in settings.subscriptions)
 
 
+def test_compose_config_durations_fit_postgres_integer_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Feed intervals and alert windows are stored in INTEGER columns; 36500d overflows them on PostgreSQL
+    # ("integer out of range" when the workers sync the config) though SQLite accepts it.
+    monkeypatch.setenv("MONITOR_DATABASE_URL", "postgresql+psycopg://monitor@postgres/monitor")
+    settings = load_settings(COMPOSE_CONFIG)
+    for feed in settings.feeds:
+        for seconds in (feed.interval, feed.alert_window, settings.feed_interval(feed)):
+            assert seconds is None or seconds < 2**31, feed.url
+
+
 def test_compose_config_without_a_database_url_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     # Without MONITOR_DATABASE_URL the workers must not fall back to a SQLite file inside the container.
     from monitor.errors import ConfigError
