@@ -474,6 +474,8 @@ def digest_preview(
 def status(
     max_age: Annotated[int, typer.Option(help="A worker is alive if its heartbeat is younger (seconds).")] = 120,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    this_host: Annotated[bool, typer.Option("--this-host", help="Healthy only if a worker on this host is alive "
+                                                              "(a container's own health check).")] = False,
 ) -> None:
     """Workers' heartbeats, feeds due, deliveries pending/dead; exit 1 when unhealthy (for health checks)."""
     from monitor.pipeline import utcnow
@@ -503,8 +505,12 @@ def status(
             for w in workers
         ]
         report.update(counts)
-        if not any(w["alive"] for w in report["workers"]):
-            problems.append(f"no worker has sent a heartbeat in the last {max_age} s")
+        import socket
+
+        mine = [w for w in report["workers"] if not this_host or w["hostname"] == socket.gethostname()]
+        if not any(w["alive"] for w in mine):
+            where = " on this host" if this_host else ""
+            problems.append(f"no worker{where} has sent a heartbeat in the last {max_age} s")
     report["healthy"] = not problems
     report["problems"] = problems
     if format == "json":

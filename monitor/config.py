@@ -68,6 +68,14 @@ class FeedConfig(_Strict):
     # its fixed-date items alert on the first run.
     alert_window: Duration | None = None
 
+    @field_validator("alert_window", "interval")
+    @classmethod
+    def _at_most_twenty_years(cls, value: int | None) -> int | None:
+        # Stored as a 32-bit integer on PostgreSQL; 20 years is more than any feed's history needs.
+        if value is not None and value > 7300 * 86400:
+            raise ValueError("at most 7300d (20 years)")
+        return value
+
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, value: str) -> str:

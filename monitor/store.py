@@ -86,8 +86,11 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
         interval = settings.feed_interval(cfg)
         window = cfg.alert_window if cfg.alert_window is not None else settings.new_feed_alert_window
         if row is None:
-            session.add(Feed(url=url, name=cfg.name, interval_seconds=interval, alert_window_seconds=window,
-                             active=True, next_poll_at=now, created_at=now, origin="config"))
+            # Several workers may start at once on a new database: insert-if-absent, never check-then-insert.
+            session.execute(_insert(session, Feed.__table__).values(  # type: ignore[attr-defined]
+                url=url, name=cfg.name, interval_seconds=interval, alert_window_seconds=window, active=True,
+                next_poll_at=now, created_at=now, origin="config", error_count=0,
+            ).on_conflict_do_nothing(index_elements=["url"]))
         else:
             row.name, row.interval_seconds, row.alert_window_seconds = cfg.name, interval, window
             row.origin = "config"
@@ -104,8 +107,9 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
         schedule = parse_schedule(sub.schedule, sub.timezone)
         sub_row = subs.get(sub.name)
         if sub_row is None:
-            session.add(Subscription(name=sub.name, schedule=sub.schedule, created_at=now,
-                                     next_due_at=schedule.next_due(now)))
+            session.execute(_insert(session, Subscription.__table__).values(  # type: ignore[attr-defined]
+                name=sub.name, schedule=sub.schedule, created_at=now, next_due_at=schedule.next_due(now),
+            ).on_conflict_do_nothing(index_elements=["name"]))
         elif sub_row.schedule != sub.schedule:
             sub_row.schedule, sub_row.next_due_at = sub.schedule, schedule.next_due(now)
             session.add(sub_row)

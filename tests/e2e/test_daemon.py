@@ -30,9 +30,17 @@ def test_daemon_delivers_then_exits_cleanly_on_sigterm(tmp_path: Path, feed_serv
         while not list(outbox.glob("*.eml")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
         assert list(outbox.glob("*.eml")), "the daemon wrote no digest"
+        healthy = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "status", "--this-host"],
+                                 capture_output=True, text=True, env=env, timeout=60)
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert "alive" in healthy.stdout and "healthy" in healthy.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "monitor stopped" in err
     assert len(list(outbox.glob("*.eml"))) == 1
+
+    after = subprocess.run([sys.executable, "-m", "monitor", "--config", str(config), "status"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert after.returncode == 1 and "no worker has sent a heartbeat" in after.stdout

@@ -54,7 +54,14 @@ def test_word_boundaries_apply_to_latin_but_not_to_chinese_or_korean(matcher: Ma
 def test_korea_alone_and_south_korea_are_not_the_dprk(matcher: Matcher) -> None:
     assert names(matcher, "Korea and China hold talks in Beijing") == set()
     assert names(matcher, "South Korea's foreign minister visits Beijing") == set()
-    assert names(matcher, "Kim arrives in Beijing for talks") == set()
+    assert names(matcher, "South Korea's Kim Hong-kyun arrives in Beijing for talks") == set()
+    assert names(matcher, "Kim Dae-jung meets Jiang Zemin in Beijing") == set()
+
+
+def test_surname_only_headline_next_to_a_partner_leader_is_the_dprk_leader(matcher: Matcher) -> None:
+    # Headlines say "Putin hosts Kim"; a South Korean Kim is named in full or comes with Seoul.
+    assert "delegation_visits" in names(matcher, "Putin hosts Kim at Vladivostok summit")
+    assert "delegation_visits" in names(matcher, "Kim arrives in Beijing for talks with Xi")
 
 
 def test_china_and_russia_discussing_north_korea_is_not_a_visit(matcher: Matcher) -> None:

@@ -2,7 +2,8 @@
 
 tests/data/labelled.jsonl holds items written in the manner of real 2000–2026 reporting
 (a fifth in Korean, Chinese or Russian), many of them hard negatives; each names the
-watchlists it should match. Every list must reach F1 >= 0.9.
+watchlists it should match. tests/data/holdout.jsonl is a second set of the same kind,
+written independently of the watchlist rules. Every list must reach F1 >= 0.9 on each.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from monitor.match import Matcher, load_watchlists
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "tests" / "data" / "labelled.jsonl"
+HOLDOUT = ROOT / "tests" / "data" / "holdout.jsonl"
 
 
-def load_items() -> list[dict[str, object]]:
-    return [json.loads(line) for line in LABELLED.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_items(path: Path = LABELLED) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def test_labelled_set_is_large_varied_and_well_formed() -> None:
@@ -36,12 +38,13 @@ def test_labelled_set_is_large_varied_and_well_formed() -> None:
     assert all(set(i["labels"]) <= names for i in items)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("dataset", [LABELLED, HOLDOUT], ids=["labelled", "holdout"])
 @pytest.mark.parametrize("watchlist", ["delegation_visits", "anniversaries", "defense_treaties"])
-def test_f1_is_at_least_0_9(watchlist: str) -> None:
+def test_f1_is_at_least_0_9(watchlist: str, dataset: Path) -> None:
     matcher = Matcher.compile(load_watchlists(ROOT / "watchlists"))
     tp = fp = fn = 0
     wrong = []
-    for item in load_items():
+    for item in load_items(dataset):
         doc = Document(title=str(item["title"]), summary=str(item.get("summary", "")))
         got = {m.watchlist for m in matcher.match(doc, on=date.fromisoformat(str(item["published"])))}
         expected = watchlist in item["labels"]  # type: ignore[operator]
