@@ -13,13 +13,16 @@ count towards its memory: an aiosmtpd server and a minimal keep-alive HTTP/1.1 s
 answering 200, both on 127.0.0.1. Each counts what it received; a run whose counts do
 not match N is reported as failed.
 
-Memory: the worker's peak RSS (``ru_maxrss``) after the state is built and at the end of
-the cycle; the difference is what delivering N messages cost on top of the set-up.
+Memory: the worker's RSS once the state is built (``/proc/self/statm`` after a collection)
+and its peak RSS over the whole run (``ru_maxrss``); the difference bounds what delivering
+N messages cost on top of the set-up. Set-up itself (a ``Settings`` with N subscriptions)
+may be the peak at large N.
 
 Usage:
     python bench/deliver.py                  # email 100, 1,000; webhooks 100, 1,000, 10,000
     python bench/deliver.py --quick          # email 100; webhooks 100, 1,000
     python bench/deliver.py --profile webhook:10000   # cProfile of one cycle, top functions
+    python bench/deliver.py --email --webhook 1000 --latency-ms 100   # receiver answers after 100 ms
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncio
 import base64
 import contextlib
 import cProfile
+import gc
 import io
 import json
 import multiprocessing as mp
@@ -103,8 +107,8 @@ _CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 _OK = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 
 
-def serve_http(port: int, received: Synchronized[int], ready: Any) -> None:
-    """A keep-alive HTTP/1.1 server that reads each request's body and answers 200."""
+def serve_http(port: int, received: Synchronized[int], ready: Any, latency: float = 0.0) -> None:
+    """A keep-alive HTTP/1.1 server that reads each request's body and answers 200 after ``latency`` s."""
 
     class Hook(asyncio.Protocol):
         def __init__(self) -> None:
@@ -128,7 +132,10 @@ def serve_http(port: int, received: Synchronized[int], ready: Any) -> None:
                 del self.buffer[:total]
                 received.value += 1  # this process is the only writer
                 assert self.transport is not None
-                self.transport.write(_OK)
+                if latency:  # same delay for every answer, so answers on one connection stay in order
+                    asyncio.get_running_loop().call_later(latency, self.transport.write, _OK)
+                else:
+                    self.transport.write(_OK)
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Hook, "127.0.0.1", port, backlog=1024)
@@ -139,7 +146,7 @@ def serve_http(port: int, received: Synchronized[int], ready: Any) -> None:
     asyncio.run(main())
 
 
-def serve_smtp(port: int, received: Synchronized[int], ready: Any) -> None:
+def serve_smtp(port: int, received: Synchronized[int], ready: Any, latency: float = 0.0) -> None:
     """An aiosmtpd server that accepts every recipient and counts messages."""
     from aiosmtpd.controller import Controller
 
@@ -166,12 +173,12 @@ class Receiver:
 
 
 @contextlib.contextmanager
-def receiver(target: Callable[[int, Synchronized[int], Any], None]) -> Iterator[Receiver]:
+def receiver(target: Callable[[int, Synchronized[int], Any, float], None], latency: float = 0.0) -> Iterator[Receiver]:
     ctx = mp.get_context("spawn")
     port = free_port()
     received: Synchronized[int] = ctx.Value("q", 0)  # type: ignore[assignment]
     ready = ctx.Event()
-    process = ctx.Process(target=target, args=(port, received, ready), daemon=True)
+    process = ctx.Process(target=target, args=(port, received, ready, latency), daemon=True)
     process.start()
     try:
         if not ready.wait(30):
@@ -187,6 +194,12 @@ def receiver(target: Callable[[int, Synchronized[int], Any], None]) -> Iterator[
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def current_rss_mb() -> float:
+    gc.collect()
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def build_settings(kind: str, n: int, folder: Path, port: int) -> Any:
@@ -253,7 +266,7 @@ def run_worker(kind: str, n: int, port: int, profile: bool) -> dict[str, Any]:
         stored = store_hits(engine, settings)
         ctx = pipeline.open_context(settings, now=NOW, migrate=False)
         setup_s = time.perf_counter() - started
-        rss_setup = peak_rss_mb()
+        rss_setup = current_rss_mb()
 
         phases: dict[str, float] = {}
         plan = pipeline.plan_deliveries
@@ -322,7 +335,7 @@ def rate(n: int, seconds: float) -> str:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     header = (f"{'kind':<8}{'N':>7}{'recv':>7}{'setup s':>8}{'plan s':>8}{'cpu':>7}{'send s':>8}{'cpu':>7}"
-              f"{'cycle s':>8}{'plan/s':>8}{'send/s':>8}{'cycle/s':>8}{'RSS set-up':>11}{'peak':>7}{'Δ MB':>6}"
+              f"{'cycle s':>8}{'plan/s':>8}{'send/s':>8}{'cycle/s':>8}{'RSS ready':>11}{'peak':>7}{'Δ MB':>6}"
               f"{'load':>6}")
     print(header)
     print("-" * len(header))
@@ -360,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhook", type=int, nargs="*", help="webhook sizes (default 100 1000 10000)")
     parser.add_argument("--profile", metavar="KIND:N", help="profile one cycle (e.g. webhook:10000) and exit")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument("--latency-ms", type=float, default=0.0,
+                        help="the webhook receiver answers after this delay (a real endpoint's round trip)")
     parser.add_argument("--worker", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--worker-profile", action="store_true", help=argparse.SUPPRESS)
@@ -372,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile:
         kind, _, size = args.profile.partition(":")
-        with receiver(serve_smtp if kind == "email" else serve_http) as target:
+        with receiver(serve_smtp if kind == "email" else serve_http, args.latency_ms / 1000) as target:
             result = run_size(kind, int(size or 1000), target, profile=True)
         print(result.pop("profile", ""))
         print_table([result])
@@ -389,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run_size("email", n, smtp))
                 print(f"  email {n:,}: {results[-1]['cycle_s']:.1f}s", flush=True)
     if webhook_sizes:
-        with receiver(serve_http) as hook:
+        with receiver(serve_http, args.latency_ms / 1000) as hook:
             for n in webhook_sizes:
                 results.append(run_size("webhook", n, hook))
                 print(f"  webhook {n:,}: {results[-1]['cycle_s']:.1f}s", flush=True)

@@ -50,24 +50,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- generated news
 
-PLACES = ["Lagos", "Lima", "Oslo", "Hanoi", "Nairobi", "Quito", "Porto", "Tbilisi", "Manila", "Bogota", "Accra"]
-SUBJECTS = ["city council", "central bank", "port authority", "health ministry", "rail operator",
-            "football club", "university", "weather service", "energy regulator", "union of teachers"]
-ACTIONS = ["approves budget for", "delays vote on", "announces plan for", "opens inquiry into",
-           "reports record demand for", "cuts funding for", "signs contract for", "warns of shortages in"]
-OBJECTS = ["a new tram line", "coastal flood defences", "rural clinics", "the harbour expansion",
-           "school meals", "wind farms", "the airport terminal", "public housing", "grain storage"]
-FILLER = ("Officials said the decision followed months of consultation with residents and businesses. "
-          "Critics argued the costs had been underestimated and called for an independent review. "
-          "A spokesperson said further details would be published in the coming weeks.")
+# Real news is diverse: items share phrases, not paragraphs. Generic items are built from a
+# pseudo-word vocabulary (as bench/match.py does) around a few real phrases, so story grouping
+# sees realistic overlap (a shared paragraph in every item would make them all one story).
+SYLLABLES = ["ka", "ro", "mi", "ten", "vus", "lo", "pre", "dan", "sko", "yel", "ur", "fin", "gol", "bra", "ne", "tu"]
+PHRASES = ["officials said on", "according to a statement", "the ministry said", "in a report published",
+           "the city council", "critics argued that", "a spokesperson said", "in the coming weeks"]
 DPRK_CHINA = [
     ("Chinese delegation led by {official} arrives in Pyongyang",
      "A Chinese party and government delegation led by {official} arrived in Pyongyang on {day} for an "
-     "official goodwill visit, the Korean Central News Agency said. The delegation was greeted at the airport "
-     "by senior officials of the Workers' Party of Korea."),
+     "official goodwill visit, the Korean Central News Agency said."),
     ("Kim Jong Un hosts banquet for visiting Russian delegation",
      "North Korean leader Kim Jong Un hosted a banquet on {day} for a Russian government delegation led by "
-     "{official}, state media reported, pledging to expand cooperation under the partnership treaty."),
+     "{official}, state media reported."),
     ("North Korea and China mark anniversary of friendship treaty",
      "North Korea and China exchanged messages on {day} marking the anniversary of the 1961 Treaty of "
      "Friendship, Cooperation and Mutual Assistance, and a reception was held at the Chinese embassy."),
@@ -79,16 +74,18 @@ OFFICIALS = ["Zhao Leji", "Wang Yi", "Sergei Shoigu", "Li Hongzhong", "Sergei La
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
 
 
+def _words(rng: random.Random, n: int) -> str:
+    return " ".join("".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(n))
+
+
 def item_text(feed: int, round_: int, k: int) -> tuple[str, str]:
     rng = random.Random(feed * 1_000_003 + round_ * 7919 + k)
+    detail = f"{_words(rng, 12)}, {rng.choice(PHRASES)} {_words(rng, 14)}."
     if rng.random() < 0.17:
-        title, summary = rng.choice(DPRK_CHINA)
+        title, lead = rng.choice(DPRK_CHINA)
         values = {"official": rng.choice(OFFICIALS), "day": rng.choice(DAYS)}
-        return title.format(**values), summary.format(**values)
-    place, subject = rng.choice(PLACES), rng.choice(SUBJECTS)
-    title = f"{place} {subject} {rng.choice(ACTIONS)} {rng.choice(OBJECTS)}"
-    what = title.split(subject, 1)[1].strip()
-    return title, f"The {subject} in {place} said on {rng.choice(DAYS)} it {what}. {FILLER}"
+        return title.format(**values), f"{lead.format(**values)} {detail}"
+    return _words(rng, 7).capitalize(), f"{_words(rng, 10).capitalize()} {rng.choice(PHRASES)} {detail}"
 
 
 def feed_body(feed: int, round_: int, items: int, now: datetime) -> bytes:

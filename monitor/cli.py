@@ -300,14 +300,19 @@ def feeds_list(
     from monitor.pipeline import utcnow
 
     ctx = _open(now=utcnow())
+    now = utcnow()
     with session_scope(ctx.engine) as session:
         rows = store.list_feeds(session)
     for row in rows:
+        problem = store.feed_problem(row, now=now, failing_for=ctx.settings.source_problem_after)
         record = {
-            "id": row.id, "url": row.url, "name": row.name, "active": row.active,
-            "last_status": row.last_status, "last_error": row.last_error, "error_count": row.error_count,
+            "id": row.id, "url": row.url, "name": row.name, "category": row.category, "origin": row.origin,
+            "active": row.active, "last_status": row.last_status, "last_error": row.last_error,
+            "error_count": row.error_count, "problem": problem,
             "last_polled_at": row.last_polled_at.isoformat() if row.last_polled_at else None,
             "next_poll_at": row.next_poll_at.isoformat() if row.next_poll_at else None,
+            "last_entry_at": row.last_entry_at.isoformat() if row.last_entry_at else None,
+            "moved_to": row.moved_to,
         }
         if format == "jsonl":
             typer.echo(json.dumps(record, ensure_ascii=False))
@@ -315,8 +320,68 @@ def feeds_list(
             state = "off" if not row.active else ("ERR" if row.error_count else "ok")
             typer.echo(f"{row.id:>4} {state:<3} {row.last_status or '-':>4} errors={row.error_count} "
                        f"next={record['next_poll_at'] or '-'}  {row.url}")
-            if row.last_error:
+            if problem:
+                typer.echo(f"       problem: {problem}")
+            elif row.last_error:
                 typer.echo(f"       last error: {row.last_error}")
+            if row.moved_to:
+                typer.echo(f"       moved permanently to {row.moved_to} (since {row.moved_since:%Y-%m-%d})")
+
+
+@feeds_app.command("import")
+def feeds_import(
+    file: Annotated[Path, typer.Argument(help="An OPML file.")],
+) -> None:
+    """Add the feeds of an OPML file (titles and categories kept); URLs already known are skipped."""
+    from monitor.ingest.fetch import FetchPolicy, check_url
+    from monitor.opml import parse_opml
+    from monitor.pipeline import utcnow
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        _fail(f"{file}: cannot read: {exc.strerror}", 2)
+    try:
+        feeds = parse_opml(data, source=str(file))
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    ctx = _open(now=utcnow())
+    # Imported URLs are user input: only http(s), and the network guard applies when they are polled.
+    policy = FetchPolicy(allow_private_networks=ctx.settings.allow_private_networks)
+    accepted, refused = [], []
+    for feed in feeds:
+        try:
+            check_url(feed.url, policy)
+        except MonitorError as exc:
+            refused.append(f"{feed.url}: {exc}")
+            continue
+        accepted.append((feed.url, feed.title, feed.category))
+    with session_scope(ctx.engine) as session:
+        added = store.add_imported_feeds(session, accepted, now=utcnow(), interval=ctx.settings.poll_interval,
+                                         alert_window=ctx.settings.new_feed_alert_window)
+    for line in refused:
+        typer.echo(f"  skipped {line}", err=True)
+    typer.echo(f"imported {added} feeds ({len(accepted) - added} already known, {len(refused)} refused) from {file}")
+
+
+@feeds_app.command("export")
+def feeds_export(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Write every active feed as OPML 2.0 (titles and categories)."""
+    from monitor.opml import OpmlFeed, export_opml
+    from monitor.pipeline import utcnow
+
+    ctx = _open(now=utcnow())
+    with session_scope(ctx.engine) as session:
+        rows = [f for f in store.list_feeds(session) if f.active]
+    data = export_opml([OpmlFeed(url=f.url, title=f.name, category=f.category) for f in rows])
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+        typer.echo(f"exported {len(rows)} feeds to {output}")
 
 
 @feeds_app.command("reset")

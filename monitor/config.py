@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     watchlists_dir: Path = Path("watchlists")
     outbox_dir: Path = Path("outbox")
     allow_private_networks: bool = False
+    # Networks exempt from the private-address guard (CIDR), e.g. ["10.20.0.0/16"] for an intranet feed host,
+    # without opening every private address.
+    allowed_networks: list[str] = Field(default_factory=list)
     feeds: list[FeedConfig] = Field(default_factory=list)
     subscriptions: list[SubscriptionConfig] = Field(default_factory=list)
     smtp: SmtpConfig | None = None
@@ -239,6 +242,18 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # MONITOR_* variables override the file (init kwargs carry the file's values).
         return (env_settings, init_settings)
+
+    @field_validator("allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{cidr!r} is not a network (write e.g. 10.20.0.0/16)") from exc
+        return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Settings:

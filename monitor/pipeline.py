@@ -129,6 +129,7 @@ class Context:
         return FetchPolicy(
             timeout=s.fetch_timeout, deadline=s.fetch_deadline, max_bytes=s.max_feed_bytes,
             user_agent=s.user_agent, allow_private_networks=s.allow_private_networks,
+            allowed_networks=tuple(s.allowed_networks),
             # file: URLs only ever come from the config file (never from feed content).
             allow_file_urls=True,
         )
@@ -136,7 +137,8 @@ class Context:
     @property
     def webhook_policy(self) -> FetchPolicy:
         return FetchPolicy(timeout=15.0, deadline=30.0, max_bytes=64 * 1024, user_agent=self.settings.user_agent,
-                           allow_private_networks=self.settings.allow_private_networks)
+                           allow_private_networks=self.settings.allow_private_networks,
+                           allowed_networks=tuple(self.settings.allowed_networks))
 
 
 def open_context(settings: Settings, *, now: datetime, migrate: bool | None = None) -> Context:
@@ -242,6 +244,9 @@ async def _poll_feeds(
                 return feed, await fetch_feed(client, state, policy)
             except FetchError as exc:
                 return feed, exc
+            except Exception as exc:  # a bug or an odd server must cost one feed, not the cycle
+                log.exception("unexpected error fetching a feed", extra={"feed_url": feed.url})
+                return feed, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url)
 
     async with build_client(policy) as client:
         for next_done in asyncio.as_completed([one(f) for f in feeds]):

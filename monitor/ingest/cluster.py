@@ -41,6 +41,7 @@ import re
 import struct
 import unicodedata
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ from datetime import datetime, timedelta
 __all__ = [
     "BANDS",
     "DEFAULT_THRESHOLD",
+    "MAX_VERIFIED",
     "NUM_PERM",
     "StoryIndex",
     "StorySignature",
@@ -66,6 +68,10 @@ NUM_PERM = 128
 # at 0.25 ~0.98; an unrelated pair (Jaccard ~0.03) only ~0.06.
 BANDS = 64
 DEFAULT_THRESHOLD = 0.2
+# Candidates verified per lookup, most shared band keys first. Boilerplate common to
+# many items (a site's standard sentence) fills some buckets with unrelated items;
+# the number of shared bands tracks similarity, so the true match ranks near the top.
+MAX_VERIFIED = 64
 # Long items cost time and add nothing: the title and lead identify the story.
 MAX_TOKENS = 300
 SHINGLE_SIZE = 3
@@ -192,8 +198,9 @@ class StoryIndex:
     """Items of the last ``window``, findable by story similarity through LSH buckets.
 
     Used per poll cycle (seeded from recent stored signatures) and in tests.
-    Lookups touch only the buckets of the query's keys, so their cost does not
-    grow with the number of items held; :meth:`prune` keeps memory bounded.
+    Lookups touch only the buckets of the query's keys and verify at most
+    :data:`MAX_VERIFIED` candidates (those sharing the most keys), so their cost
+    does not grow with the number of items held; :meth:`prune` keeps memory bounded.
     Not thread-safe.
     """
 
@@ -231,7 +238,10 @@ class StoryIndex:
         """
         _require_aware(published)
         best: tuple[float, datetime, str] | None = None
-        for entry_id in self._candidates(sig.keys):
+        shared = self._candidates(sig.keys)
+        ranked = heapq.nlargest(MAX_VERIFIED, shared, key=shared.__getitem__) if len(shared) > MAX_VERIFIED \
+            else list(shared)
+        for entry_id in ranked:
             entry = self._entries[entry_id]
             if abs(entry.published - published) > self.window:
                 continue
@@ -256,12 +266,13 @@ class StoryIndex:
                     if not bucket:
                         del self._buckets[key]
 
-    def _candidates(self, keys: Iterable[str]) -> set[int]:
-        found: set[int] = set()
+    def _candidates(self, keys: Iterable[str]) -> Counter[int]:
+        """Entries sharing at least one key, with how many keys each shares."""
+        found: Counter[int] = Counter()
         for key in keys:
             bucket = self._buckets.get(key)
             if bucket:
-                found |= bucket
+                found.update(bucket)
         return found
 
 

@@ -553,6 +553,11 @@ async def _fetch_http(
                     except (httpx.InvalidURL, ValueError):
                         raise FetchError(f"{url}: redirect to an invalid URL {location!r}",
                                          url=state.url) from None
+                    if httpx.URL(target).scheme not in ("http", "https"):
+                        # file: is allowed only for URLs an operator wrote in the config, never as a
+                        # place a remote server sends us to.
+                        raise BlockedAddressError(f"{url}: redirect to a non-HTTP URL {target!r} refused",
+                                                  url=state.url)
                     if status in _PERMANENT and chain_permanent:
                         permanent = target
                     else:

@@ -310,6 +310,25 @@ def test_lookup_examines_only_lsh_candidates_not_the_archive() -> None:
     assert index.find(sig(TREATY_RATIFIED_REWRITE), T0) == "target"
 
 
+BOILERPLATE = " Follow our live coverage of the Korean Peninsula on the website and in the app."
+
+
+def test_boilerplate_shared_by_every_item_does_not_hide_the_match_or_cost_a_scan() -> None:
+    index = StoryIndex()
+    for n in range(3000):
+        title, summary = _filler(n)
+        index.add(f"filler-{n}", sig((title, summary + BOILERPLATE)), T0)
+    index.add("target", sig((TREATY_RATIFIED[0], TREATY_RATIFIED[1] + BOILERPLATE)), T0)
+    query = sig((TREATY_RATIFIED_REWRITE[0], TREATY_RATIFIED_REWRITE[1] + BOILERPLATE))
+    assert index.find(query, T0) == "target"
+    # A short item is dominated by the boilerplate: it shares keys with most of the index ...
+    title, summary = _filler(7)
+    rewrite = sig(("New headline for report seven", summary + BOILERPLATE))
+    assert len(index._candidates(rewrite.keys)) > 1000
+    # ... yet only the best-ranked candidates are verified, and the right one is among them.
+    assert index.find(rewrite, T0) == "filler-7"
+
+
 _WORDS = ("ministry officials delegation border trade talks port bridge railway grain fertiliser exports "
           "customs envoy summit festival exhibition students athletes orchestra ferry cargo fishing "
           "reporters provincial governor factory harbour airline flights tourists visa pipeline coal "
