@@ -26,6 +26,7 @@ daemon: $(BIN)/monitor
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check monitor tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest -q
