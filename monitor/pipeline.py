@@ -231,6 +231,30 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     return summary
 
 
+class _StateWrites:
+    """Poll-state updates that touch one feed row each (304s, failures), applied in batches.
+
+    A cycle where most feeds answer 304 then costs a few transactions, not one per feed.
+    """
+
+    def __init__(self, engine: Engine, size: int = 200) -> None:
+        self.engine, self.size = engine, size
+        self.pending: list[Callable[[Session], None]] = []
+
+    def add(self, write: Callable[[Session], None]) -> None:
+        self.pending.append(write)
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        writes, self.pending = self.pending, []
+        with session_scope(self.engine) as session:
+            for write in writes:
+                write(session)
+
+
 async def _poll_feeds(
     ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary
 ) -> None:
@@ -248,15 +272,20 @@ async def _poll_feeds(
                 log.exception("unexpected error fetching a feed", extra={"feed_url": feed.url})
                 return feed, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url)
 
-    async with build_client(policy) as client:
-        for next_done in asyncio.as_completed([one(f) for f in feeds]):
-            feed, outcome = await next_done
-            summary.feeds_polled += 1
-            try:
-                _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary)
-            except Exception as exc:  # one bad feed never stops the cycle
-                log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
-                _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary)
+    writes = _StateWrites(ctx.engine)
+    try:
+        async with build_client(policy) as client:
+            for next_done in asyncio.as_completed([one(f) for f in feeds]):
+                feed, outcome = await next_done
+                summary.feeds_polled += 1
+                try:
+                    _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes)
+                except Exception as exc:  # one bad feed never stops the cycle
+                    log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
+                    _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
+                                    writes=writes)
+    finally:
+        writes.flush()
 
 
 def _next_poll(feed: store.ClaimedFeed, settings: Settings, now: datetime, *, gap: float | None,
@@ -294,28 +323,27 @@ def _backoff(feed: store.ClaimedFeed, now: datetime, retry_after: float | None, 
 
 def _record_failure(
     ctx: Context, feed: store.ClaimedFeed, status: int | None, message: str, *, now: datetime,
-    summary: PollSummary, retry_after: float | None = None,
+    summary: PollSummary, writes: _StateWrites, retry_after: float | None = None,
 ) -> None:
     summary.feeds_failed += 1
     summary.errors.append(f"{feed.url}: {message}")
     log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
                                                           "status": status})
-    with session_scope(ctx.engine) as session:
-        store.record_poll_failure(
-            session, feed.id, now=now, status=status, error=message,
-            next_poll_at=_backoff(feed, now, retry_after, ctx.rand()), disable=status == 410,
-        )
+    next_poll = _backoff(feed, now, retry_after, ctx.rand())
+    writes.add(lambda session: store.record_poll_failure(
+        session, feed.id, now=now, status=status, error=message, next_poll_at=next_poll, disable=status == 410,
+    ))
 
 
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
-    now: datetime, summary: PollSummary,
+    now: datetime, summary: PollSummary, writes: _StateWrites,
 ) -> None:
     if isinstance(outcome, FetchError):
         message = str(outcome)
         if isinstance(outcome, HTTPStatusError) and outcome.status == 410:
             message += " (410 Gone: feed disabled; remove it from the config or re-add it to retry)"
-        _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary,
+        _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary, writes=writes,
                         retry_after=outcome.retry_after)
         return
     # The URL the feed lives at now: a permanent redirect seen this time, or the move already followed.
@@ -323,15 +351,16 @@ def _store_outcome(
     if outcome.not_modified or outcome.content is None:
         summary.not_modified += 1
         next_poll = _next_poll(feed, ctx.settings, now, gap=feed.entry_gap_seconds, hints=(outcome.max_age,))
-        with session_scope(ctx.engine) as session:
-            store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
-                                      last_modified=outcome.last_modified, next_poll_at=next_poll,
-                                      not_modified=True, moved_to=moved)
+        result = outcome
+        writes.add(lambda session: store.record_poll_success(
+            session, feed.id, now=now, status=result.status, etag=result.etag,
+            last_modified=result.last_modified, next_poll_at=next_poll, not_modified=True, moved_to=moved,
+        ))
         return
     try:
         parsed = parse_feed(outcome.content, url=outcome.final_url, content_type=outcome.content_type)
     except ParseError as exc:
-        _record_failure(ctx, feed, outcome.status, str(exc), now=now, summary=summary)
+        _record_failure(ctx, feed, outcome.status, str(exc), now=now, summary=summary, writes=writes)
         return
     items = [normalize_entry(e, feed_url=feed.url, now=now) for e in parsed.entries]
     window_start = now - timedelta(seconds=feed.alert_window_seconds)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from array import array
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from monitor.config import Settings
 from monitor.domain import Item, Match, StoredHit
-from monitor.ingest.cluster import StorySignature, signature_for, similarity
+from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
 from monitor.models import Delivery, DeliveryHit, Feed, Hit, Story, StoryKey, Subscription, Worker
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
@@ -487,28 +488,54 @@ def assign_stories(
 ) -> dict[int, tuple[int, bool]]:
     """Put each new item in a story: an existing one when a similar item appeared within ``window``.
 
-    Returns ``{item_id: (story_id, joined_existing)}``. Candidates come from the LSH
-    band keys of recent items only, so the cost does not grow with the archive.
+    Returns ``{item_id: (story_id, joined_existing)}``. One query fetches the band keys the batch
+    shares with recent items; only the candidates sharing the most keys (at most MAX_VERIFIED per
+    item) have their signatures compared, so the cost follows the batch, not the archive.
     """
+    if not items:
+        return {}
+    sigs = {item_id: signature_for(item.title, item.summary) for item_id, item in items}
+    whens = {item_id: min(item.published_at or now, now) for item_id, item in items}
+    all_keys = sorted({k for sig in sigs.values() for k in sig.keys})
+    lo, hi = min(whens.values()) - window, max(whens.values()) + window
+    by_key: dict[str, list[tuple[int, int, datetime | None]]] = defaultdict(list)
+    for start in range(0, len(all_keys), 5000):  # bounded IN lists
+        for key, item_id, story_id, published in session.execute(
+            sa.select(StoryKey.key, StoryKey.item_id, StoryKey.story_id, StoryKey.published_at)  # type: ignore[call-overload]
+            .where(col(StoryKey.key).in_(all_keys[start:start + 5000]), col(StoryKey.published_at) >= lo,
+                   col(StoryKey.published_at) <= hi)
+        ):
+            by_key[key].append((item_id, story_id, published))
+    def shortlist(item_id: int) -> list[tuple[int, int]]:
+        """Recent items sharing the most band keys with this one (story id kept alongside)."""
+        shared: Counter[tuple[int, int]] = Counter()
+        for key in sigs[item_id].keys:
+            for other, story_id, published in by_key.get(key, ()):
+                if other != item_id and published is not None and abs(published - whens[item_id]) <= window:
+                    shared[(other, story_id)] += 1
+        return [pair for pair, _n in shared.most_common(MAX_VERIFIED)]
+
+    wanted = sorted({other for item_id in sigs for other, _story in shortlist(item_id)})
+    signatures: dict[int, tuple[int, ...]] = {}
+    for start in range(0, len(wanted), 5000):
+        for other, blob in session.execute(
+            sa.select(ItemRow.id, ItemRow.signature).where(  # type: ignore[call-overload]
+                col(ItemRow.id).in_(wanted[start:start + 5000]))
+        ):
+            if blob:
+                signatures[other] = _unpack(blob)
     result: dict[int, tuple[int, bool]] = {}
-    for item_id, item in items:
-        sig = signature_for(item.title, item.summary)
-        when = min(item.published_at or now, now)
-        rows = session.execute(
-            sa.select(StoryKey.story_id, ItemRow.signature).distinct()  # type: ignore[call-overload]
-            .join(ItemRow, col(ItemRow.id) == col(StoryKey.item_id))
-            .where(col(StoryKey.key).in_(sig.keys), col(StoryKey.published_at) >= when - window,
-                   col(StoryKey.published_at) <= when + window, col(StoryKey.item_id) != item_id)
-        ).all()
-        best: tuple[float, int] | None = None
-        for story_id, blob in rows:
-            if not blob:
-                continue
-            score = similarity(sig, StorySignature(_unpack(blob), ()))
-            if score >= threshold and (best is None or score > best[0]):
-                best = (score, story_id)
-        if best is not None:
-            story_id, joined = best[1], True
+    key_rows: list[dict[str, Any]] = []
+    item_rows: list[dict[str, Any]] = []
+    for item_id, sig in sigs.items():
+        best_story: tuple[float, int] | None = None
+        for other, story_id in shortlist(item_id):  # now also sees this batch's earlier items
+            if other in signatures:
+                score = similarity(sig, StorySignature(signatures[other], ()))
+                if score >= threshold and (best_story is None or score > best_story[0]):
+                    best_story = (score, story_id)
+        if best_story is not None:
+            story_id, joined = best_story[1], True
             session.execute(sa.update(Story).where(col(Story.id) == story_id)
                             .values(item_count=Story.item_count + 1, updated_at=now))
         else:
@@ -517,11 +544,21 @@ def assign_stories(
             session.flush()
             assert story.id is not None
             story_id, joined = story.id, False
-        session.execute(sa.update(ItemRow).where(col(ItemRow.id) == item_id)
-                        .values(story_id=story_id, signature=_pack(sig.signature)))
-        session.execute(sa.insert(StoryKey), [dict(key=k, item_id=item_id, story_id=story_id, published_at=when)
-                                              for k in sig.keys])
+        item_rows.append({"_id": item_id, "_story": story_id, "_sig": _pack(sig.signature)})
+        key_rows.extend(dict(key=k, item_id=item_id, story_id=story_id, published_at=whens[item_id])
+                        for k in sig.keys)
+        signatures[item_id] = sig.signature
+        for k in sig.keys:
+            by_key[k].append((item_id, story_id, whens[item_id]))
         result[item_id] = (story_id, joined)
+    table = ItemRow.__table__  # type: ignore[attr-defined]
+    session.execute(
+        sa.update(table).where(table.c.id == sa.bindparam("_id"))
+        .values(story_id=sa.bindparam("_story"), signature=sa.bindparam("_sig")),
+        item_rows,
+    )
+    if key_rows:
+        session.execute(sa.insert(StoryKey), key_rows)
     return result
 
 
