@@ -218,6 +218,7 @@ class Settings(BaseSettings):
     new_feed_alert_window: Duration = 86400
     poll_concurrency: int = Field(default=20, ge=1, le=500)
     delivery_batch: int = Field(default=200, ge=1)
+    delivery_concurrency: int = Field(default=20, ge=1, le=500)  # sends in flight at once
     delivery_retry: RetryConfig = Field(default_factory=RetryConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     db_pool_size: int = Field(default=5, ge=1, le=100)  # PostgreSQL connections per worker

@@ -430,6 +430,7 @@ def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> Deliv
 def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: DeliverySummary) -> None:
     """Render and enqueue one message per due subscription that has undelivered hits."""
     titles = _watchlist_titles(ctx)
+    extras = _DigestExtras(ctx, now)
     with session_scope(ctx.engine) as session:
         rows = store.get_subscriptions(session)
     for cfg in ctx.settings.subscriptions:
@@ -449,7 +450,7 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
                 hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
                                               limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
                 if hits:
-                    digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now)
+                    digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now, extras=extras)
                     summary.planned += _enqueue(session, ctx, cfg, row.id, digest, now=now)
                 else:
                     summary.nothing_new.append(cfg.name)
@@ -467,25 +468,42 @@ def _watchlist_titles(ctx: Context) -> dict[str, str]:
     return {w.name: w.title for w in result.watchlists if getattr(w, "title", None)}
 
 
+class _DigestExtras:
+    """The calendar and sources notes, computed once per cycle (per time zone for the calendar)."""
+
+    def __init__(self, ctx: Context, now: datetime) -> None:
+        self.ctx, self.now = ctx, now
+        self._sources: tuple[SourceProblem, ...] | None = None
+        self._coming: dict[str, tuple[ComingUp, ...]] = {}
+
+    def sources(self, session: Session) -> tuple[SourceProblem, ...]:
+        if self._sources is None:
+            self._sources = tuple(
+                SourceProblem(name=f.name or f.url, url=f.url, problem=problem)
+                for f, problem in store.problem_feeds(session, now=self.now,
+                                                      failing_for=self.ctx.settings.source_problem_after)
+            )
+        return self._sources
+
+    def coming_up(self, zone_name: str) -> tuple[ComingUp, ...]:
+        if zone_name not in self._coming:
+            result, days = self.ctx.watchlists.result, self.ctx.settings.coming_up_days
+            today = self.now.astimezone(load_zone(zone_name)).date()
+            self._coming[zone_name] = tuple(
+                ComingUp(u.date, u.name, u.years) for u in upcoming(result.calendar, today, days)
+            ) if result is not None and days else ()
+        return self._coming[zone_name]
+
+
 def build_subscription_digest(
     session: Session, ctx: Context, cfg: SubscriptionConfig, hits: list[StoredHit], titles: dict[str, str], *,
-    now: datetime,
+    now: datetime, extras: _DigestExtras | None = None,
 ) -> Digest:
     """The digest value for these hits, with the calendar's coming-up notes and failing sources."""
-    zone = load_zone(cfg.timezone)
-    coming: list[ComingUp] = []
-    result = ctx.watchlists.result
-    if result is not None and ctx.settings.coming_up_days:
-        today = now.astimezone(zone).date()
-        coming = [ComingUp(u.date, u.name, u.years)
-                  for u in upcoming(result.calendar, today, ctx.settings.coming_up_days)]
-    sources = [
-        SourceProblem(name=f.name or f.url, url=f.url, problem=problem)
-        for f, problem in store.problem_feeds(session, now=now, failing_for=ctx.settings.source_problem_after)
-    ]
-    digest = build_digest(cfg.name, hits, now=now, zone=zone, zone_name=cfg.timezone, titles=titles,
-                          order=cfg.watchlists)
-    return replace(digest, coming_up=tuple(coming), sources=tuple(sources))
+    extras = extras or _DigestExtras(ctx, now)
+    digest = build_digest(cfg.name, hits, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
+                          titles=titles, order=cfg.watchlists)
+    return replace(digest, coming_up=extras.coming_up(cfg.timezone), sources=extras.sources(session))
 
 
 def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,
@@ -531,83 +549,104 @@ def _unsubscribe_headers(settings: Settings, subscription: str, recipients: list
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    delivery: Delivery
+    sub_name: str
+    target: str | None = None
+    error: DeliveryError | None = None
+
+
 async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
                    ids: list[int] | None = None) -> None:
-    """Send every delivery whose attempt is due; never waits for a later retry."""
+    """Send every delivery whose attempt is due; never waits for a later retry.
+
+    Transports are built once per cycle; outcomes are recorded per claimed batch in one
+    transaction (a crash before that commit re-sends the batch with the same idempotency keys).
+    """
+    settings = ctx.settings
     with session_scope(ctx.engine) as session:
         names = {row.id: row.name for row in store.get_subscriptions(session).values()}
+    secrets = {sub.name: sub.webhook.secret.get_secret_value() for sub in settings.subscriptions
+               if sub.webhook is not None and sub.webhook.secret is not None}
+    email: SmtpTransport | FileTransport = (
+        SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir)
+    )
+    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
     policy = ctx.webhook_policy
-    limit = asyncio.Semaphore(10)
+    limit = asyncio.Semaphore(settings.delivery_concurrency)
+
+    async def one(delivery: Delivery, webhooks: WebhookTransport) -> _Outcome:
+        assert delivery.created_at is not None
+        sub_name = names.get(delivery.subscription_id, "?")
+        async with limit:
+            try:
+                if delivery.transport == "webhook":
+                    target = await webhooks.send(
+                        OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload,
+                                        secret=secrets.get(sub_name)),
+                        now=now,
+                    )
+                else:
+                    message = OutgoingEmail(key=delivery.key, subscription=sub_name, sender=sender,
+                                            recipients=json.loads(delivery.recipients), payload=delivery.payload,
+                                            created_at=delivery.created_at)
+                    target = await asyncio.to_thread(email.send, message)
+            except DeliveryError as exc:
+                return _Outcome(delivery, sub_name, error=exc)
+            return _Outcome(delivery, sub_name, target=target)
+
     async with build_client(policy) as client:
         webhooks = WebhookTransport(client, policy)
         while True:
             claimed = store.claim_due_deliveries(ctx.engine, now=now, lease_seconds=DELIVERY_LEASE_SECONDS,
-                                                 limit=ctx.settings.delivery_batch, ids=ids)
+                                                 limit=settings.delivery_batch, ids=ids)
             if not claimed:
                 break
-
-            async def one(delivery: Delivery) -> None:
-                async with limit:
-                    await _send_one(ctx, delivery, names.get(delivery.subscription_id, "?"), webhooks,
-                                    now=now, summary=summary)
-
-            await asyncio.gather(*(one(d) for d in claimed))
-            if len(claimed) < ctx.settings.delivery_batch:
+            outcomes = await asyncio.gather(*(one(d, webhooks) for d in claimed))
+            _record_outcomes(ctx, outcomes, now=now, summary=summary)
+            if len(claimed) < settings.delivery_batch:
                 break
 
 
-async def _send_one(ctx: Context, delivery: Delivery, sub_name: str, webhooks: WebhookTransport, *,
-                    now: datetime, summary: DeliverySummary) -> None:
-    assert delivery.id is not None and delivery.created_at is not None
+def _record_outcomes(ctx: Context, outcomes: list[_Outcome], *, now: datetime, summary: DeliverySummary) -> None:
+    retries: dict[int, datetime | None] = {}
+    for out in outcomes:
+        if out.error is None:
+            continue
+        d = out.delivery
+        assert d.id is not None and d.created_at is not None
+        retries[d.id] = next_attempt_at(ctx.retry, attempts=d.attempts + 1, created_at=d.created_at, now=now,
+                                        rand=ctx.rand(), retry_after=out.error.retry_after,
+                                        permanent=out.error.permanent)
     try:
-        if delivery.transport == "webhook":
-            secret = _webhook_secret(ctx.settings, sub_name)
-            target = await webhooks.send(
-                OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload, secret=secret),
-                now=now,
-            )
-        else:
-            message = OutgoingEmail(key=delivery.key, subscription=sub_name,
-                                    sender=ctx.settings.smtp.from_ if ctx.settings.smtp else "monitor@localhost",
-                                    recipients=json.loads(delivery.recipients), payload=delivery.payload,
-                                    created_at=delivery.created_at)
-            transport: SmtpTransport | FileTransport = (
-                SmtpTransport(ctx.settings.smtp) if ctx.settings.smtp else FileTransport(ctx.settings.outbox_dir)
-            )
-            target = await asyncio.to_thread(transport.send, message)
-    except DeliveryError as exc:
-        retry_at = next_attempt_at(ctx.retry, attempts=delivery.attempts + 1, created_at=delivery.created_at,
-                                   now=now, rand=ctx.rand(), retry_after=exc.retry_after, permanent=exc.permanent)
         with session_scope(ctx.engine) as session:
-            store.record_delivery_failure(session, delivery.id, error=str(exc), next_attempt_at=retry_at)
-        if retry_at is None:
+            for out in outcomes:
+                assert out.delivery.id is not None
+                if out.error is None:
+                    store.record_delivery_sent(session, out.delivery.id, now=now, target=out.target or "")
+                else:
+                    store.record_delivery_failure(session, out.delivery.id, error=str(out.error),
+                                                  next_attempt_at=retries[out.delivery.id])
+    except Exception:
+        # Sent but not recorded: the leases expire and these deliveries go out again with the
+        # same idempotency keys (webhook-id / Message-ID), so receivers can drop the repeats.
+        log.exception("deliveries sent but not recorded; they will be re-sent with the same keys")
+        summary.errors.append(f"{len(outcomes)} deliveries sent but not recorded (will re-send with the same keys)")
+        return
+    for out in outcomes:
+        if out.error is None:
+            summary.sent += 1
+            summary.targets.append(out.target or "")
+            log.info("delivery sent", extra={"subscription": out.sub_name, "delivery_id": out.delivery.id})
+            continue
+        if retries[out.delivery.id or 0] is None:
             summary.dead += 1
         else:
             summary.failed += 1
-        summary.errors.append(f"{sub_name}: {exc}")
-        log.warning("delivery failed: %s", exc, extra={"subscription": sub_name, "delivery_id": delivery.id,
-                                                         "attempt": delivery.attempts + 1})
-        return
-    try:
-        with session_scope(ctx.engine) as session:
-            store.record_delivery_sent(session, delivery.id, now=now, target=target)
-    except Exception:
-        # Sent but not recorded: the lease expires and the delivery is sent again with the
-        # same idempotency key (webhook-id / Message-ID), so the receiver can drop the repeat.
-        log.exception("delivery sent but not recorded; it will be re-sent with the same key",
-                      extra={"subscription": sub_name, "delivery_id": delivery.id})
-        summary.errors.append(f"{sub_name}: sent but not recorded (will re-send with the same key)")
-        return
-    summary.sent += 1
-    summary.targets.append(target)
-    log.info("delivery sent", extra={"subscription": sub_name, "delivery_id": delivery.id})
-
-
-def _webhook_secret(settings: Settings, name: str) -> str | None:
-    for sub in settings.subscriptions:
-        if sub.name == name and sub.webhook is not None and sub.webhook.secret is not None:
-            return sub.webhook.secret.get_secret_value()
-    return None
+        summary.errors.append(f"{out.sub_name}: {out.error}")
+        log.warning("delivery failed: %s", out.error, extra={
+            "subscription": out.sub_name, "delivery_id": out.delivery.id, "attempt": out.delivery.attempts + 1})
 
 
 __all__ = [

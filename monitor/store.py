@@ -141,10 +141,11 @@ def claim_due_feeds(
 ) -> list[ClaimedFeed]:
     """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
 
-    Other workers race for the same rows. PostgreSQL: ``FOR UPDATE SKIP LOCKED``
-    hands each row to one claimer without waiting. SQLite (one writer at a time):
-    a conditional UPDATE per row, and only a row count of 1 means this process
-    holds the feed.
+    Other workers race for the same rows. One ``UPDATE … WHERE id IN (candidates) AND
+    <lease free> RETURNING`` claims them: the rows it returns are this process's. On
+    PostgreSQL the candidates are selected ``FOR UPDATE SKIP LOCKED``, so concurrent
+    claimers skip each other's rows instead of waiting; SQLite has one writer at a time
+    (``BEGIN IMMEDIATE``), and the lease condition is re-checked in the UPDATE itself.
     """
     until = now + timedelta(seconds=lease_seconds)
     free = sa.or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) < now)
@@ -153,21 +154,12 @@ def claim_due_feeds(
         query = query.where(sa.or_(col(Feed.next_poll_at).is_(None), col(Feed.next_poll_at) <= now))
     query = query.order_by(col(Feed.next_poll_at), col(Feed.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
-        if engine.dialect.name == "postgresql":
-            ids = sa.select(query.with_only_columns(col(Feed.id)).with_for_update(skip_locked=True).subquery())
-            rows = session.exec(
-                sa.update(Feed).where(col(Feed.id).in_(ids)).values(lease_until=until, lease_owner=owner)
-                .returning(Feed)
-            )
-            claimed = [_claimed(row, now) for row in rows.scalars()]
-        else:
-            claimed = []
-            for row in list(session.exec(query)):
-                result = session.execute(
-                    sa.update(Feed).where(col(Feed.id) == row.id, free).values(lease_until=until, lease_owner=owner)
-                )
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    claimed.append(_claimed(row, now))
+        rows = session.scalars(
+            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(engine, query, Feed)), free)
+            .values(lease_until=until, lease_owner=owner).returning(Feed)
+            .execution_options(synchronize_session=False)
+        ).all()
+        claimed = [_claimed(row, now) for row in rows]
         session.commit()
     claimed.sort(key=lambda f: f.id)
     return claimed
@@ -412,23 +404,31 @@ def enqueue_delivery(
 def claim_due_deliveries(
     engine: Engine, *, now: datetime, lease_seconds: int, limit: int, ids: Sequence[int] | None = None
 ) -> list[Delivery]:
-    """Claim pending deliveries whose next attempt is due (conditional UPDATE per row; others may race)."""
+    """Claim pending deliveries whose next attempt is due (one UPDATE … RETURNING; others may race, see
+    :func:`claim_due_feeds`)."""
     until = now + timedelta(seconds=lease_seconds)
     free = sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now)
     query = select(Delivery).where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now, free)
     if ids is not None:
         query = query.where(col(Delivery.id).in_(list(ids)))
     query = query.order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
-    claimed: list[Delivery] = []
     with Session(engine, expire_on_commit=False) as session:
-        for row in list(session.exec(query)):
-            result = session.execute(
-                sa.update(Delivery).where(col(Delivery.id) == row.id, free).values(lease_until=until)
-            )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                claimed.append(row)
+        claimed = list(session.scalars(
+            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(engine, query, Delivery)), free)
+            .values(lease_until=until).returning(Delivery)
+            .execution_options(synchronize_session=False)
+        ).all())
         session.commit()
+    claimed.sort(key=lambda d: (d.next_attempt_at or until, d.id or 0))
     return claimed
+
+
+def _claimable_ids(engine: Engine, query: Any, model: Any) -> Any:
+    """The candidate ids of ``query`` as a subquery; locked rows are skipped on PostgreSQL."""
+    ids = query.with_only_columns(col(model.id))
+    if engine.dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    return sa.select(ids.subquery().c.id)
 
 
 def record_delivery_sent(session: Session, delivery_id: int, *, now: datetime, target: str) -> None:

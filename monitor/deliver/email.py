@@ -116,7 +116,14 @@ class SmtpTransport:
 
     def __init__(self, config: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        # Loading the CA store costs tens of milliseconds: only when TLS is actually used, and once.
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     def send(self, message: OutgoingEmail) -> str:
         cfg = self.config
