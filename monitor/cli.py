@@ -431,6 +431,75 @@ def watchlists_test(
         raise typer.Exit(1)
 
 
+@watchlists_app.command("backtest")
+def watchlists_backtest(
+    name: Annotated[str, typer.Argument(help="The watchlist to try (as it is now in the folder).")],
+    since: Annotated[str | None, typer.Option(help="Only items fetched since YYYY-MM-DD.")] = None,
+    watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w", help="Watchlist folder.")] = None,
+    samples: Annotated[int, typer.Option(help="Sample hits to show with their evidence.")] = 5,
+) -> None:
+    """Run a new or edited watchlist over stored items: hits per feed and day, samples, changes. Sends nothing."""
+    from collections import Counter
+
+    from monitor.match import explain as explain_match
+
+    settings = _settings()
+    result, matcher = _load_matcher(_watchlists_dir(watchlists))
+    if name not in matcher.watchlist_names:
+        _fail(f"no valid watchlist named {name!r} in {_watchlists_dir(watchlists)}", 2)
+    version = next(w.version for w in result.watchlists if w.name == name)
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        _fail(f"--since {since!r}: write a date as YYYY-MM-DD", 2)
+    engine = make_engine(settings.database_url)
+    _require_schema(engine)
+    per_feed: Counter[str] = Counter()
+    per_day: Counter[str] = Counter()
+    shown: list[str] = []
+    would: set[int] = set()
+    titles: dict[int, str] = {}
+    scanned = 0
+    with session_scope(engine) as session:
+        stored = store.stored_hit_items(session, name, since=start)
+        for item in store.iter_items(session, since=start):
+            scanned += 1
+            doc = Document(title=item.title, summary=item.summary, content=item.content, published=item.published_at)
+            when = item.published_at or item.fetched_at
+            matches = [m for m in matcher.match(doc, on=when.date() if when else None) if m.watchlist == name]
+            if not matches:
+                if item.id in stored:
+                    titles[item.id] = item.title
+                continue
+            would.add(item.id)
+            titles[item.id] = item.title
+            per_feed[item.feed] += 1
+            per_day[(when or datetime.now(UTC)).strftime("%Y-%m-%d")] += 1
+            if len(shown) < samples:
+                shown.append(f"{item.title[:100]}\n    {item.link or ''}\n    "
+                             + explain_match(matches[0]).replace("\n", "\n    "))
+    new, gone = sorted(would - stored.keys()), sorted(stored.keys() - would)
+    previous = sorted(set(stored.values()) - {version})
+    typer.echo(f"backtest of {name} version {version} over {scanned} stored items"
+               + (f" since {since}" if since else "") + f": {len(would)} hits")
+    typer.echo("hits per feed:")
+    for feed, count in per_feed.most_common(20):
+        typer.echo(f"  {count:>6}  {feed}")
+    typer.echo("hits per day:")
+    for day, count in sorted(per_day.items())[-31:]:
+        typer.echo(f"  {day}  {count}")
+    typer.echo(f"against the stored hits ({len(stored)}, versions {', '.join(sorted(set(stored.values()))) or '-'}"
+               f"{'; previous: ' + ', '.join(previous) if previous else ''}): {len(new)} new, {len(gone)} no longer")
+    for item_id in new[:samples]:
+        typer.echo(f"  + {titles.get(item_id, item_id)}")
+    for item_id in gone[:samples]:
+        typer.echo(f"  - {titles.get(item_id, item_id)}")
+    if shown:
+        typer.echo("sample hits:")
+        for line in shown:
+            typer.echo(f"  {line}")
+
+
 @app.command()
 def anniversaries(
     upcoming: Annotated[str, typer.Option("--upcoming", help="Window, e.g. 90d.")] = "90d",

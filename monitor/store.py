@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -688,3 +688,49 @@ def _prune_batch(session: Session, name: str, ids: list[int]) -> None:
     elif name == "item_rows":
         session.execute(sa.delete(StoryKey).where(col(StoryKey.item_id).in_(ids)))
         session.execute(sa.delete(ItemRow).where(col(ItemRow.id).in_(ids)))
+
+
+# --- backtests ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedItem:
+    id: int
+    feed: str
+    title: str
+    summary: str
+    content: str
+    link: str | None
+    published_at: datetime | None
+    fetched_at: datetime | None
+
+
+def iter_items(session: Session, *, since: datetime | None, batch: int = 1000) -> Iterator[ArchivedItem]:
+    """Stored items (text not pruned) fetched since ``since``, streamed in id order, ``batch`` rows at a time."""
+    last_id = 0
+    while True:
+        query = (
+            sa.select(ItemRow.id, Feed.name, Feed.url, ItemRow.title, ItemRow.summary,  # type: ignore[call-overload,misc]
+                      ItemRow.content, ItemRow.link, ItemRow.published_at, ItemRow.fetched_at)
+            .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+            .where(col(ItemRow.id) > last_id, col(ItemRow.pruned).is_(False))
+            .order_by(col(ItemRow.id)).limit(batch)
+        )
+        if since is not None:
+            query = query.where(col(ItemRow.fetched_at) >= since)
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        for row in rows:
+            yield ArchivedItem(id=row[0], feed=row[1] or row[2], title=row[3], summary=row[4], content=row[5],
+                               link=row[6], published_at=row[7], fetched_at=row[8])
+        last_id = rows[-1][0]
+
+
+def stored_hit_items(session: Session, watchlist: str, *, since: datetime | None) -> dict[int, str]:
+    """``{item_id: watchlist_version}`` of the stored hits of one watchlist."""
+    query = (sa.select(Hit.item_id, Hit.watchlist_version)  # type: ignore[call-overload]
+             .join(ItemRow, col(ItemRow.id) == col(Hit.item_id)).where(col(Hit.watchlist) == watchlist))
+    if since is not None:
+        query = query.where(col(ItemRow.fetched_at) >= since)
+    return {item_id: version for item_id, version in session.execute(query)}

@@ -74,3 +74,25 @@ def test_bad_json_line_is_reported_and_others_still_match(cli: Cli) -> None:
     assert result.returncode == 1
     assert "line 1: not JSON" in result.stderr
     assert json.loads(result.stdout) == {"id": "ok", "matches": []}
+
+
+def test_backtest_reports_hits_and_what_an_edit_changes(tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copy(ROOT / "monitor.yaml", tmp_path / "monitor.yaml")
+    shutil.copytree(ROOT / "watchlists", tmp_path / "watchlists")
+    cli = Cli(tmp_path / "monitor.yaml")
+    cli("run", "--once")
+    stored = [json.loads(line) for line in cli("hits", "--format", "jsonl").stdout.splitlines()]
+    count = sum(1 for h in stored if h["watchlist"] == "delegation_visits")
+    same = cli("watchlists", "backtest", "delegation_visits").stdout
+    assert f"over 20 stored items: {count} hits" in same
+    assert "0 new, 0 no longer" in same and "Sample wire" in same and "sample hits:" in same
+
+    path = tmp_path / "watchlists" / "delegation_visits.yaml"
+    text = path.read_text(encoding="utf-8").replace('version: "1"', 'version: "2"')
+    path.write_text(text.replace("threshold: 0.75", "threshold: 99"), encoding="utf-8")
+    edited = cli("watchlists", "backtest", "delegation_visits").stdout
+    assert "version 2" in edited and ": 0 hits" in edited
+    assert f"0 new, {count} no longer" in edited and "previous: 1" in edited
+    assert len(cli("hits", "--format", "jsonl").stdout.splitlines()) == len(stored)  # nothing stored or sent
