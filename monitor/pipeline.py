@@ -97,14 +97,42 @@ class WatchlistSource:
         result = load_watchlists(self.folder)
         for error in result.errors:
             log.error("watchlist invalid: %s", error, extra={"watchlist": error.path})
-        if self.matcher is not None and result.errors:
-            log.warning("keeping the previous watchlists until the errors above are fixed")
-            self._stamp = stamp
-            return self.matcher
-        self.result = result
-        self.matcher = Matcher.compile(result)
         self._stamp = stamp
+        if self.result is not None and self.matcher is not None and result.errors:
+            merged = self._keep_last_good(result)
+            if merged is None:
+                log.warning("keeping the previous watchlists until the errors above are fixed")
+                return self.matcher
+            result = merged
+        try:
+            matcher = Matcher.compile(result)
+        except Exception:
+            if self.matcher is None:
+                raise
+            log.exception("watchlists did not compile; keeping the previous ones")
+            return self.matcher
+        self.result, self.matcher = result, matcher
         return self.matcher
+
+    def _keep_last_good(self, result: LoadResult) -> LoadResult | None:
+        """The new lists, plus the last good version of each list whose file is now broken.
+
+        None when a shared file (actors, calendar) is broken: then nothing new is trusted.
+        """
+        assert self.result is not None
+        previous = {w.path: w for w in self.result.watchlists}
+        loaded = {w.name for w in result.watchlists}
+        kept = []
+        for error in result.errors:
+            old = previous.get(str(error.path)) if error.path else None
+            if old is None:
+                if error.path and any(str(error.path).endswith(n) for n in ("actors.yaml", "calendar.yaml")):
+                    return None
+                continue
+            if old.name not in loaded:
+                kept.append(old)
+                log.warning("keeping the last good version of %s", old.name, extra={"watchlist": old.name})
+        return replace(result, watchlists=[*result.watchlists, *kept])
 
 
 # --- context ------------------------------------------------------------------------------------
