@@ -72,17 +72,6 @@ class Feed(SQLModel, table=True):
     entry_gap_seconds: float | None = None
 
 
-class Story(SQLModel, table=True):
-    """Near-identical items from several outlets, grouped (see ingest/cluster.py)."""
-
-    __tablename__ = "stories"
-
-    id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime | None = _ts(index=True)
-    updated_at: datetime | None = _ts()
-    item_count: int = 1
-
-
 class StoryKey(SQLModel, table=True):
     """LSH band keys of recent items, for finding a new item's story without scanning the archive."""
 
@@ -90,7 +79,7 @@ class StoryKey(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     item_id: int = Field(primary_key=True, foreign_key="items.id")
-    story_id: int = Field(foreign_key="stories.id")
+    story_id: int
     published_at: datetime | None = _ts(index=True)
 
 
@@ -123,7 +112,8 @@ class Item(SQLModel, table=True):
     fetched_at: datetime | None = _ts(index=True)
     # False for the backlog recorded by a feed's first poll: stored, never alerted.
     alertable: bool = True
-    story_id: int | None = Field(default=None, foreign_key="stories.id", index=True)
+    # The story is named after its first item: story_id is that item's id (its own id when it leads).
+    story_id: int | None = Field(default=None, index=True)
     signature: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # MinHash, for story grouping
     # Retention blanks old items' text but keeps the row, so a feed re-serving it never alerts again.
     pruned: bool = False

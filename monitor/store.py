@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from monitor.config import Settings
 from monitor.domain import Item, Match, StoredHit
 from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
-from monitor.models import Delivery, DeliveryHit, Feed, Hit, Story, StoryKey, Subscription, Worker
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, StoryKey, Subscription, Worker
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
 
@@ -488,9 +488,10 @@ def assign_stories(
 ) -> dict[int, tuple[int, bool]]:
     """Put each new item in a story: an existing one when a similar item appeared within ``window``.
 
-    Returns ``{item_id: (story_id, joined_existing)}``. One query fetches the band keys the batch
-    shares with recent items; only the candidates sharing the most keys (at most MAX_VERIFIED per
-    item) have their signatures compared, so the cost follows the batch, not the archive.
+    Returns ``{item_id: (story_id, joined_existing)}``; a story's id is the id of its first item.
+    One query fetches the band keys the batch shares with the recent stories' first items; only the
+    candidates sharing the most keys (at most MAX_VERIFIED per item) have their signatures compared,
+    so the cost follows the batch, not the archive.
     """
     if not items:
         return {}
@@ -502,9 +503,12 @@ def assign_stories(
     for start in range(0, len(all_keys), 5000):  # bounded IN lists
         for key, item_id, story_id, published in session.execute(
             sa.select(StoryKey.key, StoryKey.item_id, StoryKey.story_id, StoryKey.published_at)  # type: ignore[call-overload]
-            .where(col(StoryKey.key).in_(all_keys[start:start + 5000]), col(StoryKey.published_at) >= lo,
-                   col(StoryKey.published_at) <= hi)
+            # Only the key condition: with a time range too, SQLite prefers the published_at index and
+            # scans every recent key. Out-of-window rows are dropped below (and pruned daily).
+            .where(col(StoryKey.key).in_(all_keys[start:start + 5000]))
         ):
+            if published is None or not lo <= published <= hi:
+                continue
             by_key[key].append((item_id, story_id, published))
     def shortlist(item_id: int) -> list[tuple[int, int]]:
         """Recent items sharing the most band keys with this one (story id kept alongside)."""
@@ -536,20 +540,17 @@ def assign_stories(
                     best_story = (score, story_id)
         if best_story is not None:
             story_id, joined = best_story[1], True
-            session.execute(sa.update(Story).where(col(Story.id) == story_id)
-                            .values(item_count=Story.item_count + 1, updated_at=now))
         else:
-            story = Story(created_at=now, updated_at=now, item_count=1)
-            session.add(story)
-            session.flush()
-            assert story.id is not None
-            story_id, joined = story.id, False
+            story_id, joined = item_id, False  # a new story, named after the item that starts it
         item_rows.append({"_id": item_id, "_story": story_id, "_sig": _pack(sig.signature)})
-        key_rows.extend(dict(key=k, item_id=item_id, story_id=story_id, published_at=whens[item_id])
-                        for k in sig.keys)
-        signatures[item_id] = sig.signature
-        for k in sig.keys:
-            by_key[k].append((item_id, story_id, whens[item_id]))
+        if not joined:
+            # Only a story's first item is indexed: later reports find the story through it, and a
+            # story syndicated to hundreds of feeds keeps one set of keys instead of hundreds.
+            key_rows.extend(dict(key=k, item_id=item_id, story_id=story_id, published_at=whens[item_id])
+                            for k in sig.keys)
+            signatures[item_id] = sig.signature
+            for k in sig.keys:
+                by_key[k].append((item_id, story_id, whens[item_id]))
         result[item_id] = (story_id, joined)
     table = ItemRow.__table__  # type: ignore[attr-defined]
     session.execute(
@@ -558,7 +559,7 @@ def assign_stories(
         item_rows,
     )
     if key_rows:
-        session.execute(sa.insert(StoryKey), key_rows)
+        session.execute(sa.insert(StoryKey.__table__), key_rows)  # type: ignore[attr-defined]  # Core executemany
     return result
 
 
