@@ -96,7 +96,10 @@ def poll(
     if not once:
         _fail("use 'monitor poll --once' for one cycle, or 'monitor run' for the daemon", 2)
     ctx = _open(now=utcnow())
-    summary = poll_cycle(ctx, now=utcnow(), all_feeds=all_feeds)
+    try:
+        summary = poll_cycle(ctx, now=utcnow(), all_feeds=all_feeds)
+    finally:
+        ctx.close()
     typer.echo(f"polled {summary.feeds_polled} feeds ({summary.feeds_failed} failed, "
                f"{summary.not_modified} unchanged): {summary.new_items} new items; "
                f"hits: {_hits_line(summary.hits)}")
@@ -142,7 +145,10 @@ def run(
     if not once:
         run_daemon(ctx)
         return
-    polled = poll_cycle(ctx, now=utcnow(), all_feeds=True)
+    try:
+        polled = poll_cycle(ctx, now=utcnow(), all_feeds=True)
+    finally:
+        ctx.close()
     typer.echo(f"feeds polled: {polled.feeds_polled} ({polled.feeds_failed} failed, "
                f"{polled.not_modified} unchanged)")
     typer.echo(f"new items: {polled.new_items}")

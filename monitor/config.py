@@ -217,6 +217,8 @@ class Settings(BaseSettings):
     max_poll_interval: Duration = 86400
     new_feed_alert_window: Duration = 86400
     poll_concurrency: int = Field(default=20, ge=1, le=500)
+    # Worker processes that parse feeds while this one fetches and stores (0: parse in-process).
+    parse_processes: int = Field(default_factory=lambda: min(4, max(0, (os.cpu_count() or 1) - 1)), ge=0, le=32)
     delivery_batch: int = Field(default=200, ge=1)
     delivery_concurrency: int = Field(default=20, ge=1, le=500)  # sends in flight at once
     delivery_retry: RetryConfig = Field(default_factory=RetryConfig)

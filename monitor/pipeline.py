@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
 import random
 import socket
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -37,7 +39,7 @@ from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
 from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
-from monitor.ingest.cluster import DEFAULT_THRESHOLD
+from monitor.ingest.cluster import DEFAULT_THRESHOLD, StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
 from monitor.ingest.parse import parse_feed
@@ -54,6 +56,7 @@ MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest fo
 MAX_BACKOFF_SECONDS = 24 * 3600
 STORY_WINDOW = timedelta(hours=48)  # near-identical items this close in time form one story
 STORY_THRESHOLD = DEFAULT_THRESHOLD
+PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
 
 
 def utcnow() -> datetime:
@@ -150,6 +153,23 @@ class Context:
     rand: Callable[[], float] = random.random
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last: dict[str, object] = field(default_factory=dict)  # last cycles' summaries, for the heartbeat
+    _pool: ProcessPoolExecutor | None = None
+
+    def parse_pool(self) -> ProcessPoolExecutor | None:
+        """Worker processes for parsing, started on first use and kept for later cycles."""
+        if self.settings.parse_processes == 0:
+            return None
+        if self._pool is None:
+            # spawn, not fork: this process runs threads (scheduler, event loop) that fork would copy mid-flight.
+            self._pool = ProcessPoolExecutor(max_workers=self.settings.parse_processes,
+                                             mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self.engine.dispose()
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -289,25 +309,37 @@ async def _poll_feeds(
     policy = ctx.fetch_policy
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
 
-    async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, FetchResult | FetchError]:
+    pool = ctx.parse_pool() if len(feeds) >= PARALLEL_MIN_FEEDS else None
+    loop = asyncio.get_running_loop()
+
+    async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, FetchResult | FetchError, Prepared | None]:
         async with limit:
             try:
                 state = FeedState(url=feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified)
-                return feed, await fetch_feed(client, state, policy)
+                result = await fetch_feed(client, state, policy)
             except FetchError as exc:
-                return feed, exc
+                return feed, exc, None
             except Exception as exc:  # a bug or an odd server must cost one feed, not the cycle
                 log.exception("unexpected error fetching a feed", extra={"feed_url": feed.url})
-                return feed, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url)
+                return feed, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
+        prepared = None
+        if pool is not None and result.content is not None and not result.not_modified:
+            try:  # parsing is CPU-bound: the worker process uses the other core meanwhile
+                prepared = await loop.run_in_executor(pool, prepare_feed, result.content, result.final_url,
+                                                      result.content_type, feed.url, now)
+            except Exception:
+                log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
+        return feed, result, prepared
 
     writes = _StateWrites(ctx.engine)
     try:
         async with build_client(policy) as client:
             for next_done in asyncio.as_completed([one(f) for f in feeds]):
-                feed, outcome = await next_done
+                feed, outcome, prepared = await next_done
                 summary.feeds_polled += 1
                 try:
-                    _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes)
+                    _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes,
+                                   prepared=prepared)
                 except Exception as exc:  # one bad feed never stops the cycle
                     log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
                     _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
@@ -365,7 +397,7 @@ def _record_failure(
 
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
-    now: datetime, summary: PollSummary, writes: _StateWrites,
+    now: datetime, summary: PollSummary, writes: _StateWrites, prepared: Prepared | None = None,
 ) -> None:
     if isinstance(outcome, FetchError):
         message = str(outcome)
@@ -385,12 +417,18 @@ def _store_outcome(
             last_modified=result.last_modified, next_poll_at=next_poll, not_modified=True, moved_to=moved,
         ))
         return
-    try:
-        parsed = parse_feed(outcome.content, url=outcome.final_url, content_type=outcome.content_type)
-    except ParseError as exc:
-        _record_failure(ctx, feed, outcome.status, str(exc), now=now, summary=summary, writes=writes)
+    if prepared is None:
+        try:
+            parsed = parse_feed(outcome.content, url=outcome.final_url, content_type=outcome.content_type)
+        except ParseError as exc:
+            _record_failure(ctx, feed, outcome.status, str(exc), now=now, summary=summary, writes=writes)
+            return
+        prepared = Prepared([normalize_entry(e, feed_url=feed.url, now=now) for e in parsed.entries], {},
+                            parsed.ttl_minutes)
+    elif prepared.error is not None:
+        _record_failure(ctx, feed, outcome.status, prepared.error, now=now, summary=summary, writes=writes)
         return
-    items = [normalize_entry(e, feed_url=feed.url, now=now) for e in parsed.entries]
+    items = prepared.items
     window_start = now - timedelta(seconds=feed.alert_window_seconds)
     alertable = [
         (not feed.first_poll) or (it.published_at is not None and it.published_at >= window_start)
@@ -399,14 +437,14 @@ def _store_outcome(
     with session_scope(ctx.engine) as session:
         new = store.insert_new_items(session, feed.id, items, alertable=alertable)
         store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new], now=now,
-                             window=STORY_WINDOW, threshold=STORY_THRESHOLD)
+                             window=STORY_WINDOW, threshold=STORY_THRESHOLD, precomputed=prepared.signatures)
         hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
                 hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))
         store.insert_hits(session, hits, now=now)
         gap = _entry_gap(feed, len(new), now)
-        ttl = parsed.ttl_minutes * 60 if parsed.ttl_minutes else None
+        ttl = prepared.ttl_minutes * 60 if prepared.ttl_minutes else None
         next_poll = _next_poll(feed, ctx.settings, now, gap=gap, hints=(outcome.max_age, ttl))
         store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
                                   last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False,
@@ -416,6 +454,27 @@ def _store_outcome(
         summary.hits[m.watchlist] += 1
     log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": len(new),
                                    "hits": len(hits)})
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A fetched feed turned into items off the main process (parse, normalise, story signatures)."""
+
+    items: list[Item]
+    signatures: dict[str, StorySignature]  # by fingerprint
+    ttl_minutes: int | None
+    error: str | None = None
+
+
+def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime) -> Prepared:
+    """The CPU-bound part of polling one feed; runs in a worker process. Pure."""
+    try:
+        parsed = parse_feed(content, url=url, content_type=content_type)
+    except ParseError as exc:
+        return Prepared([], {}, None, str(exc))
+    items = [normalize_entry(e, feed_url=feed_url, now=now) for e in parsed.entries]
+    signatures = {it.fingerprint: signature_for(it.title, it.summary) for it in items}
+    return Prepared(items, signatures, parsed.ttl_minutes)
 
 
 def _document(item: Item) -> Document:

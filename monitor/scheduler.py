@@ -69,5 +69,5 @@ def run_daemon(ctx: Context, *, stop: threading.Event | None = None) -> None:
             store.remove_worker(session, ctx.owner)
     except Exception:
         log.warning("could not remove this worker's heartbeat row; it will show as stale")
-    ctx.engine.dispose()
+    ctx.close()
     log.info("monitor stopped")

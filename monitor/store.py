@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -485,6 +485,7 @@ def retry_deliveries(session: Session, *, now: datetime, delivery_id: int | None
 
 def assign_stories(
     session: Session, items: Sequence[tuple[int, Item]], *, now: datetime, window: timedelta, threshold: float,
+    precomputed: Mapping[str, StorySignature] | None = None,
 ) -> dict[int, tuple[int, bool]]:
     """Put each new item in a story: an existing one when a similar item appeared within ``window``.
 
@@ -495,7 +496,8 @@ def assign_stories(
     """
     if not items:
         return {}
-    sigs = {item_id: signature_for(item.title, item.summary) for item_id, item in items}
+    known = precomputed or {}
+    sigs = {item_id: known.get(item.fingerprint) or signature_for(item.title, item.summary) for item_id, item in items}
     whens = {item_id: min(item.published_at or now, now) for item_id, item in items}
     all_keys = sorted({k for sig in sigs.values() for k in sig.keys})
     lo, hi = min(whens.values()) - window, max(whens.values()) + window
@@ -529,7 +531,7 @@ def assign_stories(
             if blob:
                 signatures[other] = _unpack(blob)
     result: dict[int, tuple[int, bool]] = {}
-    key_rows: list[dict[str, Any]] = []
+    key_rows: list[tuple[int, int, datetime, tuple[str, ...]]] = []
     item_rows: list[dict[str, Any]] = []
     for item_id, sig in sigs.items():
         best_story: tuple[float, int] | None = None
@@ -546,8 +548,7 @@ def assign_stories(
         if not joined:
             # Only a story's first item is indexed: later reports find the story through it, and a
             # story syndicated to hundreds of feeds keeps one set of keys instead of hundreds.
-            key_rows.extend(dict(key=k, item_id=item_id, story_id=story_id, published_at=whens[item_id])
-                            for k in sig.keys)
+            key_rows.append((item_id, story_id, whens[item_id], sig.keys))
             signatures[item_id] = sig.signature
             for k in sig.keys:
                 by_key[k].append((item_id, story_id, whens[item_id]))
@@ -559,8 +560,23 @@ def assign_stories(
         item_rows,
     )
     if key_rows:
-        session.execute(sa.insert(StoryKey.__table__), key_rows)  # type: ignore[attr-defined]  # Core executemany
+        _insert_story_keys(session, key_rows)
     return result
+
+
+def _insert_story_keys(session: Session, rows: list[tuple[int, int, datetime, tuple[str, ...]]]) -> None:
+    """64 rows per story: straight to the driver, the timestamp converted once per item, not once per key."""
+    connection = session.connection()
+    dialect = connection.dialect
+    column = StoryKey.__table__.c.published_at  # type: ignore[attr-defined]
+    to_db = column.type.bind_processor(dialect) or (lambda value: value)
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO story_keys (key, item_id, story_id, published_at) VALUES ({mark}, {mark}, {mark}, {mark})"
+    params: list[tuple[str, int, int, Any]] = []
+    for item_id, story_id, when, keys in rows:
+        stored = to_db(when)
+        params.extend((key, item_id, story_id, stored) for key in keys)
+    connection.exec_driver_sql(sql, params)
 
 
 def _pack(signature: Sequence[int]) -> bytes:

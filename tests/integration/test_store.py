@@ -11,6 +11,7 @@ from monitor import store
 from monitor.config import FeedConfig, Settings, SubscriptionConfig
 from monitor.db import make_engine, session_scope
 from monitor.domain import Item, Match
+from monitor.ingest.cluster import BANDS
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -161,3 +162,36 @@ def test_reset_clears_feed_errors_and_makes_it_due(engine: sa.Engine) -> None:
         assert store.reset_feeds(session, now=NOW) == 1
         [row] = [f for f in store.list_feeds(session) if f.id == fid]
     assert row.active and row.error_count == 0 and row.last_error is None and row.next_poll_at == NOW
+
+
+WIRE = ("Chinese delegation led by Zhao Leji arrives in Pyongyang",
+        "A Chinese party and government delegation led by Zhao Leji, chairman of the NPC Standing Committee, "
+        "arrived in Pyongyang on Thursday for talks with Kim Jong Un, state media said.")
+REWRITE = ("China's top legislator Zhao Leji lands in Pyongyang",
+           "A Chinese party and government delegation led by Zhao Leji, chairman of the NPC Standing Committee, "
+           "arrived in Pyongyang on Thursday for talks with Kim Jong Un, state media reported.")
+OTHER = ("Russia ratifies treaty with North Korea",
+         "The State Duma voted to ratify the comprehensive strategic partnership treaty on Wednesday.")
+
+
+def test_stories_group_rewrites_within_the_window_only(engine: sa.Engine) -> None:
+    fid = feed_id(engine)
+    window = timedelta(hours=48)
+
+    def add(n: int, text: tuple[str, str], when: datetime) -> dict[int, tuple[int, bool]]:
+        with session_scope(engine) as session:
+            new = store.insert_new_items(session, fid, [item(n, title=text[0], summary=text[1], published_at=when)],
+                                         alertable=[True])
+            return store.assign_stories(session, [(i, it) for i, it, _ in new], now=when, window=window,
+                                        threshold=0.2)
+
+    [(first, (story, joined))] = add(1, WIRE, NOW).items()
+    assert story == first and not joined
+    [(_, (same, joined))] = add(2, REWRITE, NOW + timedelta(hours=3)).items()
+    assert same == story and joined
+    [(third, (other, joined))] = add(3, OTHER, NOW + timedelta(hours=4)).items()
+    assert other == third and not joined
+    [(late, (later, joined))] = add(4, REWRITE, NOW + timedelta(days=5)).items()
+    assert later == late and not joined  # outside the window: a new story
+    with session_scope(engine) as session:
+        assert store.prune_story_keys(session, before=NOW + timedelta(days=1)) == 2 * BANDS  # items 1 and 3
