@@ -529,10 +529,11 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
         if not due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
             continue  # a digest due in quiet hours stays due and goes out when they end
         try:
+            # One transaction: claim, render, enqueue, advance. Another worker's claim on the same
+            # row waits for this commit and then finds the lease taken (or, after a crash, free again).
             with session_scope(ctx.engine) as session:
                 if not store.claim_subscription(session, row.id, now=now, lease_seconds=DELIVERY_LEASE_SECONDS):
                     continue
-            with session_scope(ctx.engine) as session:
                 since = row.created_at or now
                 hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
                                               limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
