@@ -56,6 +56,7 @@ MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest fo
 MAX_BACKOFF_SECONDS = 24 * 3600
 STORY_WINDOW = timedelta(hours=48)  # near-identical items this close in time form one story
 STORY_THRESHOLD = DEFAULT_THRESHOLD
+POLL_BATCH = 2000  # feeds claimed at a time; a larger cycle runs in several batches
 PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
 
 
@@ -258,16 +259,15 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     started = time.perf_counter()
     summary = PollSummary()
     matcher = ctx.watchlists.get()
-    batch = 5000
     while True:
         claimed = store.claim_due_feeds(
-            ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=batch,
-            include_not_due=all_feeds,
+            ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=POLL_BATCH,
+            include_not_due=all_feeds, not_polled_since=now if all_feeds else None,
         )
         if not claimed:
             break
         asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary))
-        if all_feeds or len(claimed) < batch:
+        if len(claimed) < POLL_BATCH:
             break
     summary.duration_ms = (time.perf_counter() - started) * 1000
     ctx.last["poll"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors)}

@@ -137,7 +137,8 @@ def add_imported_feeds(
 
 
 def claim_due_feeds(
-    engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False
+    engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False,
+    not_polled_since: datetime | None = None,
 ) -> list[ClaimedFeed]:
     """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
 
@@ -152,6 +153,8 @@ def claim_due_feeds(
     query = select(Feed).where(col(Feed.active).is_(True), free)
     if not include_not_due:
         query = query.where(sa.or_(col(Feed.next_poll_at).is_(None), col(Feed.next_poll_at) <= now))
+    if not_polled_since is not None:  # --all: each feed once per cycle, however many batches
+        query = query.where(sa.or_(col(Feed.last_polled_at).is_(None), col(Feed.last_polled_at) < not_polled_since))
     query = query.order_by(col(Feed.next_poll_at), col(Feed.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         rows = session.scalars(

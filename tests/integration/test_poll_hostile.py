@@ -131,3 +131,17 @@ def test_permanent_redirect_is_recorded_and_followed_once_it_has_held(tmp_path: 
     poll_cycle(ctx, now=now + timedelta(days=8), all_feeds=True)
     assert len(server.requests_to("/moved-301")) == before  # polled at the new URL directly
     assert feed_row(ctx, url).moved_to == server.url("/feed.xml")
+
+
+def test_a_cycle_larger_than_one_batch_polls_every_feed_once(tmp_path: Path, server: FeedServer,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "POLL_BATCH", 2)
+    for n in range(5):
+        server.set_route(f"/f{n}.xml", body=SMALL_RSS, headers={"Content-Type": "application/rss+xml"})
+    ctx = context(tmp_path, [server.url(f"/f{n}.xml") for n in range(5)])
+    now = datetime.now(UTC)
+    assert poll_cycle(ctx, now=now, all_feeds=True).feeds_polled == 5
+    assert all(len(server.requests_to(f"/f{n}.xml")) == 1 for n in range(5))
+    assert poll_cycle(ctx, now=now + timedelta(seconds=1)).feeds_polled == 0  # none due yet
