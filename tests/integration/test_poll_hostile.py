@@ -73,14 +73,15 @@ def test_errors_back_off_and_recover_by_themselves(tmp_path: Path, server: FeedS
     ctx = context(tmp_path, [url])
     now = datetime.now(UTC)
     delays = []
-    for _ in range(4):
-        poll_cycle(ctx, now=now, all_feeds=True)
+    for i in range(4):
+        at = now + timedelta(seconds=i)
+        poll_cycle(ctx, now=at, all_feeds=True)
         row = feed_row(ctx, url)
         assert row.next_poll_at is not None
-        delays.append((row.next_poll_at - now).total_seconds())
+        delays.append((row.next_poll_at - at).total_seconds())
     assert delays[-1] > delays[0] and row.error_count == 4 and row.active
     server.set_route("/flaky.xml", body=SMALL_RSS, headers={"Content-Type": "application/rss+xml"})
-    poll_cycle(ctx, now=now, all_feeds=True)
+    poll_cycle(ctx, now=now + timedelta(seconds=10), all_feeds=True)
     row = feed_row(ctx, url)
     assert row.error_count == 0 and row.last_error is None and row.last_status == 200
 
