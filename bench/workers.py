@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import random
 import re
 import shutil
 import signal
@@ -61,19 +62,30 @@ RELEVANT = [
      "Jong Un, which obliges each side to provide military assistance if the other is attacked."),
 ]
 OTHER = ("Markets close higher", "Stocks rose on the last trading day of the week.")
+SYLLABLES = ["ka", "lo", "mi", "ren", "tu", "sa", "vel", "do", "pri", "na", "gor", "ste", "bu", "li", "xo", "mar"]
 
 
 # --- the feed server and the webhook receiver (each in its own process) -----------------------------
 
 
+def filler(rng: random.Random, n: int) -> str:
+    return " ".join("".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(n))
+
+
 def feed_body(feed: int, items: int, now: datetime) -> bytes:
-    """One matching item (so every feed yields a hit), the rest matching nothing."""
+    """One matching item (so every feed yields a hit), the rest matching nothing.
+
+    Each item carries its own filler words, so items do not group into one story: a story's
+    reports are named a few per message (``chat.MAX_ALSO``), which would measure that pacing.
+    """
+    rng = random.Random(feed)
     entries = []
     for k in range(items):
         title, summary = RELEVANT[feed % len(RELEVANT)] if k == 0 else OTHER
+        title, summary = f"{title}: {filler(rng, 6)}", f"{filler(rng, 25)}. {summary} {filler(rng, 25)}."
         published = now - timedelta(minutes=10 * k + 5)
         entries.append(
-            f"<item><title>{title} (wire {feed}-{k})</title><link>https://news{feed % 50}.example/{feed}/{k}</link>"
+            f"<item><title>{title}</title><link>https://news{feed % 50}.example/{feed}/{k}</link>"
             f"<pubDate>{format_datetime(published)}</pubDate><description>{summary}</description></item>")
     return ("<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel>"
             f"<title>Feed {feed}</title><link>https://news{feed % 50}.example/</link><description>d</description>"

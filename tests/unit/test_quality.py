@@ -3,7 +3,8 @@
 tests/data/labelled.jsonl holds items written in the manner of real 2000–2026 reporting
 (a fifth in Korean, Chinese or Russian), many of them hard negatives; each names the
 watchlists it should match. tests/data/holdout.jsonl is a second set of the same kind,
-written independently of the watchlist rules. Every list must reach F1 >= 0.9 on each.
+and holdout2.jsonl (two fifths in Korean, Chinese and Russian) were written independently of
+the watchlist rules. Every list must reach F1 >= 0.9 on each.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from monitor.match import Matcher, load_watchlists
 ROOT = Path(__file__).resolve().parents[2]
 LABELLED = ROOT / "tests" / "data" / "labelled.jsonl"
 HOLDOUT = ROOT / "tests" / "data" / "holdout.jsonl"
+HOLDOUT2 = ROOT / "tests" / "data" / "holdout2.jsonl"  # two fifths in Korean, Chinese and Russian
 
 
 def load_items(path: Path = LABELLED) -> list[dict[str, object]]:
@@ -38,7 +40,7 @@ def test_labelled_set_is_large_varied_and_well_formed() -> None:
     assert all(set(i["labels"]) <= names for i in items)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("dataset", [LABELLED, HOLDOUT], ids=["labelled", "holdout"])
+@pytest.mark.parametrize("dataset", [LABELLED, HOLDOUT, HOLDOUT2], ids=["labelled", "holdout", "holdout2"])
 @pytest.mark.parametrize("watchlist", ["delegation_visits", "anniversaries", "defense_treaties"])
 def test_f1_is_at_least_0_9(watchlist: str, dataset: Path) -> None:
     matcher = Matcher.compile(load_watchlists(ROOT / "watchlists"))
