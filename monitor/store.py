@@ -158,7 +158,8 @@ def claim_due_feeds(
     query = query.order_by(col(Feed.next_poll_at), col(Feed.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         rows = session.scalars(
-            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(engine, query, Feed)), free)
+            # The UPDATE re-checks the candidates' conditions (due, active, lease free) on the row it changes.
+            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(engine, query, Feed)), query.whereclause)
             .values(lease_until=until, lease_owner=owner).returning(Feed)
             .execution_options(synchronize_session=False)
         ).all()
@@ -417,7 +418,10 @@ def claim_due_deliveries(
     query = query.order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         claimed = list(session.scalars(
-            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(engine, query, Delivery)), free)
+            # The UPDATE re-checks every condition, not only the lease: a row another worker sent
+            # and released meanwhile must not be claimed again.
+            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(engine, query, Delivery)), free,
+                                      col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now)
             .values(lease_until=until).returning(Delivery)
             .execution_options(synchronize_session=False)
         ).all())
