@@ -155,11 +155,13 @@ def claim_due_feeds(
         query = query.where(sa.or_(col(Feed.next_poll_at).is_(None), col(Feed.next_poll_at) <= now))
     if not_polled_since is not None:  # --all: each feed once per cycle, however many batches
         query = query.where(sa.or_(col(Feed.last_polled_at).is_(None), col(Feed.last_polled_at) < not_polled_since))
+    conditions = query.whereclause
+    assert conditions is not None
     query = query.order_by(col(Feed.next_poll_at), col(Feed.id)).limit(limit)
     with Session(engine, expire_on_commit=False) as session:
         rows = session.scalars(
             # The UPDATE re-checks the candidates' conditions (due, active, lease free) on the row it changes.
-            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(engine, query, Feed)), query.whereclause)
+            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(engine, query, Feed)), conditions)
             .values(lease_until=until, lease_owner=owner).returning(Feed)
             .execution_options(synchronize_session=False)
         ).all()
