@@ -56,7 +56,9 @@ MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest fo
 MAX_BACKOFF_SECONDS = 24 * 3600
 STORY_WINDOW = timedelta(hours=48)  # near-identical items this close in time form one story
 STORY_THRESHOLD = DEFAULT_THRESHOLD
-POLL_BATCH = 2000  # feeds claimed at a time; a larger cycle runs in several batches
+# Feeds claimed at a time. Small enough that several workers share a large cycle (each claims a
+# batch, works it, claims the next) and that a batch always finishes well inside its lease.
+POLL_BATCH = 250
 PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
 
 

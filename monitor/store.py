@@ -161,7 +161,7 @@ def claim_due_feeds(
     with Session(engine, expire_on_commit=False) as session:
         rows = session.scalars(
             # The UPDATE re-checks the candidates' conditions (due, active, lease free) on the row it changes.
-            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(engine, query, Feed)), conditions)
+            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(session, query, Feed)), conditions)
             .values(lease_until=until, lease_owner=owner).returning(Feed)
             .execution_options(synchronize_session=False)
         ).all()
@@ -422,7 +422,7 @@ def claim_due_deliveries(
         claimed = list(session.scalars(
             # The UPDATE re-checks every condition, not only the lease: a row another worker sent
             # and released meanwhile must not be claimed again.
-            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(engine, query, Delivery)), free,
+            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(session, query, Delivery)), free,
                                       col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now)
             .values(lease_until=until).returning(Delivery)
             .execution_options(synchronize_session=False)
@@ -432,12 +432,16 @@ def claim_due_deliveries(
     return claimed
 
 
-def _claimable_ids(engine: Engine, query: Any, model: Any) -> Any:
-    """The candidate ids of ``query`` as a subquery; locked rows are skipped on PostgreSQL."""
+def _claimable_ids(session: Session, query: Any, model: Any) -> list[int]:
+    """The candidate ids of ``query``, at most its LIMIT; on PostgreSQL locked until commit, others' skipped.
+
+    A separate statement, not ``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)``:
+    PostgreSQL may evaluate that subquery more than once and claim more than ``n`` rows.
+    """
     ids = query.with_only_columns(col(model.id))
-    if engine.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         ids = ids.with_for_update(skip_locked=True)
-    return sa.select(ids.subquery().c.id)
+    return list(session.scalars(ids))
 
 
 def record_delivery_sent(session: Session, delivery_id: int, *, now: datetime, target: str) -> None:

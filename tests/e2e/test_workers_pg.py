@@ -452,8 +452,6 @@ def test_a_delivery_another_worker_sent_meanwhile_is_not_claimed_again(
     assert len(smtp_server.messages) == 1
 
 
-@pytest.mark.xfail(strict=True, reason="claim_due_feeds/claim_due_deliveries: on PostgreSQL, UPDATE … WHERE id IN "
-                   "(SELECT … LIMIT n FOR UPDATE SKIP LOCKED) AND <conditions> claims more than n rows")
 def test_a_claim_takes_at_most_limit_feeds(pg_url: str) -> None:
     settings = Settings(database_url=pg_url, feeds=[FeedConfig(url=f"http://feeds.test/{n}.xml") for n in range(6)])
     ctx = open_context(settings, now=T0)
