@@ -438,13 +438,17 @@ def _store_outcome(
     ]
     with session_scope(ctx.engine) as session:
         new = store.insert_new_items(session, feed.id, items, alertable=alertable)
-        store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new], now=now,
-                             window=STORY_WINDOW, threshold=STORY_THRESHOLD, precomputed=prepared.signatures)
         hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
                 hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))
         store.insert_hits(session, hits, now=now)
+        # Stories only matter for what is delivered: group the items that hit a watchlist (a few
+        # in a hundred), not the whole stream, which keeps the story index small and writes cheap.
+        hit_items = {item_id for item_id, _m in hits}
+        store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new if item_id in hit_items],
+                             now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD,
+                             precomputed=prepared.signatures)
         gap = _entry_gap(feed, len(new), now)
         ttl = prepared.ttl_minutes * 60 if prepared.ttl_minutes else None
         next_poll = _next_poll(feed, ctx.settings, now, gap=gap, hints=(outcome.max_age, ttl))
