@@ -24,7 +24,11 @@ from monitor.domain import Document
 from monitor.errors import ConfigError, DatabaseError, MonitorError, WatchlistError
 from monitor.logs import setup_logging
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Watch news feeds; alert on watchlist hits.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False,
+    help="Watch news feeds; alert on watchlist hits.\n\nSettings come from the config file; environment variables "
+         "MONITOR_<KEY> override its keys (MONITOR_DATABASE_URL for database_url, and so on).",
+)
 feeds_app = typer.Typer(no_args_is_help=True, help="Feeds and their poll state.")
 watchlists_app = typer.Typer(no_args_is_help=True, help="Check and try watchlists.")
 deliveries_app = typer.Typer(no_args_is_help=True, help="The outbox: sent, pending and dead deliveries.")
