@@ -582,7 +582,7 @@ def digest_preview(
     """Render what the subscription's next message would contain; sends and records nothing."""
     from monitor.deliver.chat import render_chat
     from monitor.deliver.render import render_email, render_webhook
-    from monitor.pipeline import MAX_HITS_PER_PLAN, _watchlist_titles, build_subscription_digest, utcnow
+    from monitor.pipeline import MAX_HITS_PER_PLAN, build_subscription_digest, utcnow, watchlist_titles
 
     ctx = _open(now=utcnow())
     try:
@@ -595,7 +595,7 @@ def digest_preview(
         assert row.id is not None
         hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=row.created_at or now,
                                       limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
-        digest = build_subscription_digest(session, ctx, cfg, hits, _watchlist_titles(ctx), now=now)
+        digest = build_subscription_digest(session, ctx, cfg, hits, watchlist_titles(ctx), now=now)
         session.rollback()
     if not hits:
         typer.echo(f"nothing to send to {cfg.name}: no undelivered hits")

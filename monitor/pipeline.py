@@ -38,7 +38,7 @@ from monitor.deliver.render import render_email, render_webhook
 from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
-from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, MonitorError, ParseError
+from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError
 from monitor.ingest.cluster import DEFAULT_THRESHOLD, StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
@@ -500,7 +500,6 @@ class DeliverySummary:
     sent: int = 0
     failed: int = 0
     dead: int = 0
-    nothing_new: list[str] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -522,7 +521,7 @@ def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> Deliv
 
 def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: DeliverySummary) -> None:
     """Render and enqueue one message per due subscription that has undelivered hits."""
-    titles = _watchlist_titles(ctx)
+    titles = watchlist_titles(ctx)
     extras = _DigestExtras(ctx, now)
     with session_scope(ctx.engine) as session:
         rows = store.get_subscriptions(session)
@@ -546,8 +545,6 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
                 if hits:
                     digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now, extras=extras)
                     summary.planned += _enqueue(session, ctx, cfg, row.id, digest, now=now)
-                else:
-                    summary.nothing_new.append(cfg.name)
                 next_due = None if schedule.immediate else schedule.next_due(now)
                 store.finish_subscription_plan(session, row.id, now=now, next_due_at=next_due)
         except Exception as exc:  # one subscription's failure never blocks the others
@@ -555,7 +552,7 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
             summary.errors.append(f"{cfg.name}: {exc}")
 
 
-def _watchlist_titles(ctx: Context) -> dict[str, str]:
+def watchlist_titles(ctx: Context) -> dict[str, str]:
     result = ctx.watchlists.result
     if result is None:
         return {}
@@ -746,7 +743,6 @@ def _record_outcomes(ctx: Context, outcomes: list[_Outcome], *, now: datetime, s
 __all__ = [
     "Context",
     "DeliverySummary",
-    "MonitorError",
     "PollSummary",
     "delivery_cycle",
     "open_context",

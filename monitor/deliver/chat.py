@@ -425,18 +425,19 @@ CHAT_FORMATS: dict[str, ChatFormat] = {
 }
 
 
-def render_chat(digest: Digest, fmt: str, *, delivery_key: str) -> list[bytes]:
-    """The JSON bodies to POST, in order; several when the digest exceeds one message's limits."""
+def _chat_format(fmt: str) -> ChatFormat:
     try:
-        builder = CHAT_FORMATS[fmt]
+        return CHAT_FORMATS[fmt]
     except KeyError:
         known = ", ".join(sorted(CHAT_FORMATS))
         raise ValueError(f"unknown chat webhook format {fmt!r}; expected one of {known}") from None
-    return builder(digest, delivery_key=delivery_key)
+
+
+def render_chat(digest: Digest, fmt: str, *, delivery_key: str) -> list[bytes]:
+    """The JSON bodies to POST, in order; several when the digest exceeds one message's limits."""
+    return _chat_format(fmt)(digest, delivery_key=delivery_key)
 
 
 def render_chat_parts(digest: Digest, fmt: str) -> list[tuple[bytes, list[int]]]:
     """Like :func:`render_chat`, with the hit ids each body carries (one delivery per body)."""
-    if fmt not in CHAT_FORMATS:
-        render_chat(digest, fmt, delivery_key="")  # raises the ValueError naming the known formats
-    return CHAT_FORMATS[fmt].parts(digest)
+    return _chat_format(fmt).parts(digest)
