@@ -441,6 +441,45 @@ def watchlists_test(
         raise typer.Exit(1)
 
 
+@watchlists_app.command("draft")
+def watchlists_draft(
+    folder: Annotated[Path, typer.Argument(help="Folder of documents (.txt, .md, .html, .pdf) to draft from.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the draft watchlist (lower_snake_case).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the draft (a NAME folder inside it).")] = Path(
+        "drafts"),
+    sides: Annotated[str | None, typer.Option(help="The parties as sides, comma-separated, the first required "
+                                                   "by every rule (default: the sides the documents name most).")
+                     ] = None,
+    watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w",
+                                                    help="Watchlist folder whose actors and calendar to reuse.")]
+    = None,
+) -> None:
+    """Draft a watchlist from documents: YAML, actors, calendar entries and a report. Never activates it."""
+    from monitor.draft import DraftError, make_draft, read_folder, write_draft
+
+    if not folder.is_dir():
+        _fail(f"{folder} is not a folder of documents", 2)
+    read = read_folder(folder)
+    for problem in read.problems:
+        typer.echo(f"monitor: {problem}", err=True)
+    try:
+        draft = make_draft(read.sources, _watchlists_dir(watchlists), name,
+                           sides=[s.strip() for s in sides.split(",") if s.strip()] if sides else None)
+    except DraftError as exc:
+        _fail(str(exc), 2)
+    files = write_draft(draft, out, read.problems, read.sources)
+    caught = len(draft.caught) - len(draft.missed)
+    typer.echo(f"draft {name}: parties {', '.join(draft.parties)}; {len(draft.families)} event cues, "
+               f"{len(draft.new_actors)} new actors, {sum(e.new for e in draft.events)} new calendar entries; "
+               f"catches {caught} of {len(draft.caught)} documents")
+    for path in files:
+        typer.echo(f"  wrote {path}")
+    if draft.errors or draft.example_failures:
+        for problem in [*draft.errors, *draft.example_failures]:
+            typer.echo(f"monitor: draft problem: {problem}", err=True)
+        raise typer.Exit(1)
+
+
 @watchlists_app.command("backtest")
 def watchlists_backtest(
     name: Annotated[str, typer.Argument(help="The watchlist to try (as it is now in the folder).")],
