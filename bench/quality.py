@@ -1,6 +1,8 @@
-"""Per-watchlist precision, recall and F1 of the seeded watchlists on tests/data/labelled.jsonl.
+"""Per-watchlist precision, recall and F1 of the seeded watchlists on a labelled set (tests/data/labelled.jsonl).
 
-Usage: python bench/quality.py [LABELLED.jsonl] [--watchlists DIR] [--errors]
+Items are matched on title, summary and content, with their published date as the reference date.
+
+Usage: python bench/quality.py [LABELLED.jsonl] [--watchlists DIR] [--errors] [--by-lang]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class Counts:
         return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def evaluate(labelled: Path, watchlists: Path) -> dict[str, Counts]:
+def evaluate(labelled: Path, watchlists: Path, lang: str | None = None) -> dict[str, Counts]:
     result = load_watchlists(watchlists)
     if result.errors:
         raise SystemExit("\n".join(str(e) for e in result.errors))
@@ -48,6 +50,8 @@ def evaluate(labelled: Path, watchlists: Path) -> dict[str, Counts]:
         if not line.strip():
             continue
         item = json.loads(line)
+        if lang is not None and item.get("lang") != lang:
+            continue
         doc = Document(title=item["title"], summary=item.get("summary", ""), content=item.get("content", ""))
         got = {m.watchlist for m in matcher.match(doc, on=date.fromisoformat(item["published"]))}
         expected = set(item["labels"])
@@ -68,12 +72,22 @@ def main() -> None:
     parser.add_argument("labelled", nargs="?", type=Path, default=ROOT / "tests" / "data" / "labelled.jsonl")
     parser.add_argument("--watchlists", type=Path, default=ROOT / "watchlists")
     parser.add_argument("--errors", action="store_true", help="list every false positive and negative")
+    parser.add_argument("--by-lang", action="store_true", help="also per language (items with a 'lang' field)")
     args = parser.parse_args()
-    counts = evaluate(args.labelled, args.watchlists)
+    report(evaluate(args.labelled, args.watchlists), errors=args.errors)
+    if args.by_lang:
+        langs = sorted({json.loads(line).get("lang", "") for line in args.labelled.read_text(encoding="utf-8")
+                        .splitlines() if line.strip()} - {""})
+        for lang in langs:
+            print(f"\n[{lang}]")
+            report(evaluate(args.labelled, args.watchlists, lang), errors=False)
+
+
+def report(counts: dict[str, Counts], *, errors: bool) -> None:
     print(f"{'watchlist':<20} {'tp':>4} {'fp':>4} {'fn':>4} {'precision':>10} {'recall':>8} {'F1':>6}")
     for name, c in counts.items():
         print(f"{name:<20} {c.tp:>4} {c.fp:>4} {c.fn:>4} {c.precision:>10.3f} {c.recall:>8.3f} {c.f1:>6.3f}")
-        if args.errors:
+        if errors:
             for e in c.errors:
                 print(f"    {e}")
 
