@@ -8,6 +8,7 @@ name and skipped; the others are still used.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -96,6 +97,8 @@ def pdf_to_text(path: Path) -> str:
     """Text of every page of a PDF (pypdf); pages without a text layer give nothing."""
     from pypdf import PdfReader
 
+    # pypdf logs its repairs of damaged files; the one message the operator needs is ours.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     reader = PdfReader(str(path))
     # PDF lines are hard-wrapped: a line break is a space unless a sentence or heading ends there.
     pages = [re.sub(r"(?<![.!?:。])[ \t]*\n(?=[ \t]*[a-z0-9(“\"])", " ", page.extract_text() or "")

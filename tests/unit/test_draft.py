@@ -61,14 +61,14 @@ def write_pdf(path: Path, lines: list[str]) -> None:
     font = DictionaryObject({NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
                              NameObject("/BaseFont"): NameObject("/Helvetica")})
     page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})})
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
     ops = ["BT", "/F1 11 Tf", "14 TL", "72 720 Td"]
     for line in lines:
         ops.append("(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") Tj T*")
     ops.append("ET")
     stream = DecodedStreamObject()
     stream.set_data("\n".join(ops).encode("latin-1"))
-    page[NameObject("/Contents")] = writer._add_object(stream)
+    page.replace_contents(stream)
     with path.open("wb") as fh:
         writer.write(fh)
 
