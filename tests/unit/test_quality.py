@@ -135,3 +135,12 @@ def test_precision_and_recall_reach_the_target(watchlist: str, dataset: str) -> 
     assert wilson_upper(tp, tp + fp) >= TARGET, f"precision below {TARGET} beyond chance: {figures}"
     assert wilson_upper(tp, tp + fn) >= TARGET, f"recall below {TARGET} beyond chance: {figures}"
     assert f1 >= MIN_F1, f"F1 below {MIN_F1}: {figures}"
+
+
+def test_the_independent_set_is_big_enough_to_decide() -> None:
+    """holdout4: at least 150 items, a third not in English, 30 positives for every list."""
+    items = load_items(SETS["holdout4"])
+    assert len(items) >= 150
+    assert sum(1 for i in items if i.get("lang") != "en") * 3 >= len(items)
+    for name in WATCHLISTS:
+        assert sum(1 for i in items if name in i["labels"]) >= 30, name  # type: ignore[operator]
