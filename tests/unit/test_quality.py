@@ -30,6 +30,7 @@ import math
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,7 +53,7 @@ MIN_F1 = 0.9
 Z = 1.645  # one-sided 95 %
 
 
-def load_items(path: Path = LABELLED) -> list[dict[str, object]]:
+def load_items(path: Path = LABELLED) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -81,7 +82,7 @@ def _outcomes(dataset: str) -> tuple[tuple[str, frozenset[str], frozenset[str]],
         doc = Document(title=str(item["title"]), summary=str(item.get("summary", "")),
                        content=str(item.get("content", "")))
         got = {m.watchlist for m in _matcher().match(doc, on=date.fromisoformat(str(item["published"])))}
-        out.append((str(item["id"]), frozenset(item["labels"]), frozenset(got)))  # type: ignore[arg-type]
+        out.append((str(item["id"]), frozenset(item["labels"]), frozenset(got)))
     return tuple(out)
 
 
@@ -99,7 +100,7 @@ def test_labelled_set_is_large_varied_and_well_formed() -> None:
     assert len(non_latin) >= len(items) // 6
     negatives = [i for i in items if not i["labels"]]
     assert len(negatives) >= 20
-    assert all(set(i["labels"]) <= set(WATCHLISTS) for i in items)  # type: ignore[arg-type]
+    assert all(set(i["labels"]) <= set(WATCHLISTS) for i in items)
 
 
 @pytest.mark.parametrize("dataset", list(SETS))
@@ -107,7 +108,7 @@ def test_every_set_is_well_formed(dataset: str) -> None:
     items = load_items(SETS[dataset])
     assert len({i["id"] for i in items}) == len(items)
     for item in items:
-        assert set(item["labels"]) <= set(WATCHLISTS), item["id"]  # type: ignore[arg-type]
+        assert set(item["labels"]) <= set(WATCHLISTS), item["id"]
         date.fromisoformat(str(item["published"]))
 
 
@@ -143,4 +144,4 @@ def test_the_independent_set_is_big_enough_to_decide() -> None:
     assert len(items) >= 150
     assert sum(1 for i in items if i.get("lang") != "en") * 3 >= len(items)
     for name in WATCHLISTS:
-        assert sum(1 for i in items if name in i["labels"]) >= 30, name  # type: ignore[operator]
+        assert sum(1 for i in items if name in i["labels"]) >= 30, name
