@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+from pypdf.generic import ContentStream, DictionaryObject, NameObject
 from typer.testing import CliRunner
 
 from monitor.cli import app
@@ -66,7 +66,7 @@ def write_pdf(path: Path, lines: list[str]) -> None:
     for line in lines:
         ops.append("(" + line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ") Tj T*")
     ops.append("ET")
-    stream = DecodedStreamObject()
+    stream = ContentStream(None, writer)
     stream.set_data("\n".join(ops).encode("latin-1"))
     page.replace_contents(stream)
     with path.open("wb") as fh:
