@@ -63,10 +63,10 @@ class WebhookTransport:
             response = await guarded_request(
                 self.client, "POST", message.url, self.policy, headers=headers, content=message.body
             )
-        except BlockedAddressError as exc:
-            raise DeliveryError(f"webhook {exc.url}: {exc}", permanent=True) from exc
+        except BlockedAddressError as exc:  # its message names the URL
+            raise DeliveryError(f"webhook {exc}", permanent=True) from exc
         except FetchError as exc:
-            raise DeliveryError(f"webhook {exc.url}: {exc}", retry_after=exc.retry_after) from exc
+            raise DeliveryError(f"webhook {exc}", retry_after=exc.retry_after) from exc
         status = response.status_code
         if 200 <= status < 300:
             return f"{redact_url(message.url)} ({status})"

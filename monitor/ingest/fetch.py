@@ -529,21 +529,33 @@ async def _open(
         raise BlockedAddressError(str(exc).replace(f"{exc.url}: ", f"{url}: ", 1), url=url) from None
     except FetchError:
         raise
-    except httpx.TimeoutException as exc:
-        raise FetchError(
-            f"{url}: timed out ({type(exc).__name__}) after {policy.timeout:g}s", url=url
-        ) from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc or 'request failed'}", url=url) from None
+        raise FetchError(f"{url}: {_describe(exc, policy)}", url=url) from None
 
 
 async def _read(response: httpx.Response, policy: FetchPolicy, *, url: str, truncate: bool) -> bytes:
     try:
         return await _read_capped(response, policy.max_bytes, url=url, truncate=truncate)
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out ({type(exc).__name__}) reading the body", url=url) from None
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {type(exc).__name__} reading the body: {exc}", url=url) from None
+        raise FetchError(f"{url}: {_describe(exc, policy)} while reading the body", url=url) from None
+
+
+def _describe(exc: Exception, policy: FetchPolicy) -> str:
+    """What went wrong on the wire, in words an operator can act on (no exception class names)."""
+    detail = f" ({exc})" if str(exc) else ""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"timed out connecting after {policy.timeout:g}s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out: no data for {policy.timeout:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect{detail}"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return f"the connection was reset or closed by the server{detail}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the answer is not valid HTTP{detail}"
+    if isinstance(exc, httpx.InvalidURL):
+        return f"not a valid URL{detail}"
+    return f"the request failed{detail}"
 
 
 class _Budget:
