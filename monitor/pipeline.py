@@ -46,6 +46,7 @@ from monitor.ingest.parse import parse_feed
 from monitor.match import LoadResult, Matcher, load_watchlists
 from monitor.match.anniversaries import upcoming
 from monitor.models import Delivery
+from monitor.redact import display_host, redact
 from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
 
 log = logging.getLogger("monitor")
@@ -563,7 +564,7 @@ class _DigestExtras:
     def sources(self, session: Session) -> tuple[SourceProblem, ...]:
         if self._sources is None:
             self._sources = tuple(
-                SourceProblem(name=f.name or f.url, url=f.url, problem=problem)
+                SourceProblem(name=f.name or display_host(f.url), host=display_host(f.url), problem=redact(problem))
                 for f, problem in store.problem_feeds(session, now=self.now,
                                                       failing_for=self.ctx.settings.source_problem_after)
             )
