@@ -382,7 +382,7 @@ def _record_failure(
     summary: PollSummary, writes: _StateWrites, retry_after: float | None = None,
 ) -> None:
     summary.feeds_failed += 1
-    summary.errors.append(f"{feed.url}: {message}")
+    summary.errors.append(redact(f"{feed.url}: {message}"))
     log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
                                                           "status": status})
     next_poll = _backoff(feed, now, retry_after, ctx.rand())
