@@ -691,16 +691,22 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
             names=names, configured={sub.name: sub for sub in settings.subscriptions},
         )
 
-        async def worker() -> None:
-            while True:
-                claimed = store.claim_due_deliveries(ctx.engine, now=clock(), due_by=now, limit=1, ids=ids,
-                                                     lease_seconds=DELIVERY_LEASE_SECONDS)
-                if not claimed:
-                    return
-                outcome = await _send_one(claimed[0], senders, clock)
-                _record_outcome(ctx, outcome, now=clock(), summary=summary)
+        def claim(limit: int) -> list[Delivery]:
+            return store.claim_due_deliveries(ctx.engine, now=clock(), due_by=now, limit=limit, ids=ids,
+                                              lease_seconds=DELIVERY_LEASE_SECONDS)
 
-        await asyncio.gather(*(worker() for _ in range(settings.delivery_concurrency)))
+        async def worker(delivery: Delivery) -> None:
+            while True:
+                outcome = await _send_one(delivery, senders, clock)
+                _record_outcome(ctx, outcome, now=clock(), summary=summary)
+                more = claim(1)
+                if not more:
+                    return
+                delivery = more[0]
+
+        # One claim fills every free slot (an idle cycle costs one transaction); each sender then
+        # claims its next delivery when it has recorded the last.
+        await asyncio.gather(*(worker(d) for d in claim(settings.delivery_concurrency)))
 
 
 async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) -> _Outcome:
