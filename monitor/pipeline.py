@@ -672,11 +672,12 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
                    ids: list[int] | None = None) -> None:
     """Send every delivery that was due when the cycle began; never waits for a later retry.
 
-    ``delivery_concurrency`` senders each claim one delivery at a time, send it and record its
-    outcome at once. A delivery's lease starts when it is claimed, just before it is sent, so a
-    long batch never lets another worker re-claim what is still being sent; a crash re-sends at
-    most the deliveries in flight, with the same idempotency keys. One delivery's failure, of
-    whatever kind, is that delivery's outcome and never stops the others.
+    ``delivery_concurrency`` senders send and record one delivery at a time; deliveries are
+    claimed a few at a time (one per sender), just before they are sent, so a lease starts at
+    most one send before its delivery goes out and a long batch never lets another worker
+    re-claim what is still being sent. Each outcome is recorded as soon as it is known: a crash
+    re-sends at most the deliveries in flight, with the same idempotency keys. One delivery's
+    failure, of whatever kind, is that delivery's outcome and never stops the others.
     """
     settings = ctx.settings
     clock = _SendClock(now, ctx.monotonic)
@@ -691,22 +692,27 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
             names=names, configured={sub.name: sub for sub in settings.subscriptions},
         )
 
-        def claim(limit: int) -> list[Delivery]:
-            return store.claim_due_deliveries(ctx.engine, now=clock(), due_by=now, limit=limit, ids=ids,
-                                              lease_seconds=DELIVERY_LEASE_SECONDS)
+        # Claimed but not yet started: never more than one delivery per sender, so none waits longer
+        # than one send for a free sender, far inside its lease. No await between a check and its
+        # update, so the senders (tasks on one loop) cannot race on these.
+        waiting: list[Delivery] = []
+        exhausted = False
+        chunk = min(settings.delivery_concurrency, settings.delivery_batch)
 
-        async def worker(delivery: Delivery) -> None:
+        async def sender() -> None:
+            nonlocal exhausted
             while True:
-                outcome = await _send_one(delivery, senders, clock)
-                _record_outcome(ctx, outcome, now=clock(), summary=summary)
-                more = claim(1)
-                if not more:
+                if not waiting and not exhausted:
+                    waiting.extend(store.claim_due_deliveries(
+                        ctx.engine, now=clock(), due_by=now, limit=chunk, ids=ids,
+                        lease_seconds=DELIVERY_LEASE_SECONDS))
+                    exhausted = not waiting
+                if not waiting:
                     return
-                delivery = more[0]
+                outcome = await _send_one(waiting.pop(0), senders, clock)
+                _record_outcome(ctx, outcome, now=clock(), summary=summary)
 
-        # One claim fills every free slot (an idle cycle costs one transaction); each sender then
-        # claims its next delivery when it has recorded the last.
-        await asyncio.gather(*(worker(d) for d in claim(settings.delivery_concurrency)))
+        await asyncio.gather(*(sender() for _ in range(settings.delivery_concurrency)))
 
 
 async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) -> _Outcome:
