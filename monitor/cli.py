@@ -23,6 +23,7 @@ from monitor.db import current_revision, head_revision, make_engine, redact_url,
 from monitor.domain import Document
 from monitor.errors import ConfigError, DatabaseError, MonitorError, WatchlistError
 from monitor.logs import setup_logging
+from monitor.redact import redact
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -315,27 +316,29 @@ def feeds_list(
         rows = store.list_feeds(session)
     for row in rows:
         problem = store.feed_problem(row, now=now, failing_for=ctx.settings.source_problem_after)
+        # URLs can carry credentials (userinfo, ?api_key=): listings show them redacted; `feeds export` keeps them.
         record = {
-            "id": row.id, "url": row.url, "name": row.name, "category": row.category, "origin": row.origin,
-            "active": row.active, "last_status": row.last_status, "last_error": row.last_error,
-            "error_count": row.error_count, "problem": problem,
+            "id": row.id, "url": redact(row.url), "name": row.name, "category": row.category,
+            "origin": row.origin, "active": row.active, "last_status": row.last_status,
+            "last_error": redact(row.last_error) if row.last_error else None,
+            "error_count": row.error_count, "problem": redact(problem) if problem else None,
             "last_polled_at": row.last_polled_at.isoformat() if row.last_polled_at else None,
             "next_poll_at": row.next_poll_at.isoformat() if row.next_poll_at else None,
             "last_entry_at": row.last_entry_at.isoformat() if row.last_entry_at else None,
-            "moved_to": row.moved_to,
+            "moved_to": redact(row.moved_to) if row.moved_to else None,
         }
         if format == "jsonl":
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
             state = "off" if not row.active else ("ERR" if row.error_count else "ok")
             typer.echo(f"{row.id:>4} {state:<3} {row.last_status or '-':>4} errors={row.error_count} "
-                       f"next={record['next_poll_at'] or '-'}  {row.url}")
+                       f"next={record['next_poll_at'] or '-'}  {record['url']}")
             if problem:
-                typer.echo(f"       problem: {problem}")
+                typer.echo(f"       problem: {record['problem']}")
             elif row.last_error:
-                typer.echo(f"       last error: {row.last_error}")
+                typer.echo(f"       last error: {record['last_error']}")
             if row.moved_to:
-                typer.echo(f"       moved permanently to {row.moved_to} (since {row.moved_since:%Y-%m-%d})")
+                typer.echo(f"       moved permanently to {record['moved_to']} (since {row.moved_since:%Y-%m-%d})")
 
 
 @feeds_app.command("import")
@@ -356,14 +359,14 @@ def feeds_import(
     except ConfigError as exc:
         _fail(str(exc), 2)
     ctx = _open(now=utcnow())
-    # Imported URLs are user input: only http(s), and the network guard applies when they are polled.
-    policy = FetchPolicy(allow_private_networks=ctx.settings.allow_private_networks)
+    # Imported URLs are user input: only http(s), checked by the same guard (and allowances) as polling.
+    policy = FetchPolicy.from_settings(ctx.settings, allow_file_urls=False)
     accepted, refused = [], []
     for feed in feeds:
         try:
             check_url(feed.url, policy)
         except MonitorError as exc:
-            refused.append(f"{feed.url}: {exc}")
+            refused.append(str(exc))  # names the URL, redacted
             continue
         accepted.append((feed.url, feed.title, feed.category))
     with session_scope(ctx.engine) as session:
@@ -590,7 +593,7 @@ def deliveries_list(
         typer.echo(f"{d.id:>5} {d.status:<7} {d.transport:<7} attempts={d.attempts} hits={d.hit_count} "
                    f"next={nxt} {d.key}")
         if d.last_error:
-            typer.echo(f"      last error: {d.last_error}")
+            typer.echo(f"      last error: {redact(d.last_error)}")
 
 
 @deliveries_app.command("retry")

@@ -10,6 +10,8 @@ appear in ``repr`` or logs.
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 import re
 from pathlib import Path
@@ -29,7 +31,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.errors import ConfigError
+from monitor.redact import redact
 
+log = logging.getLogger("monitor.config")
 DEFAULT_CONFIG = "monitor.yaml"
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)?\s*$")
@@ -115,7 +119,19 @@ class WebhookConfig(_Strict):
     @classmethod
     def _http_only(cls, value: str) -> str:
         if not re.match(r"^https?://", value, re.IGNORECASE):
-            raise ValueError(f"{value!r}: webhook URLs must start with http:// or https://")
+            raise ValueError(f"{redact(value)!r}: webhook URLs must start with http:// or https://")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _whsec_is_base64(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value() if value is not None else ""
+        if text.startswith("whsec_"):
+            try:
+                if not base64.b64decode(text[len("whsec_"):], validate=True):
+                    raise ValueError
+            except ValueError:
+                raise ValueError("a whsec_ secret must be base64 after the prefix (whsec_<base64 bytes>)") from None
         return value
 
 
@@ -270,7 +286,32 @@ class Settings(BaseSettings):
             raise ValueError(f"feed listed twice: {', '.join(repeated)}")
         if self.min_poll_interval > self.max_poll_interval:
             raise ValueError("min_poll_interval is larger than max_poll_interval")
+        self._webhooks_pass_the_guard()
         return self
+
+    def _webhooks_pass_the_guard(self) -> None:
+        """Refuse, when the config loads, webhook URLs the network guard would refuse on every send.
+
+        Only what needs no network: literal addresses and ``localhost``. Host names are checked
+        again when each delivery connects (their addresses can change).
+        """
+        from monitor.errors import BlockedAddressError, FetchError
+        from monitor.ingest.fetch import FetchPolicy, check_url
+
+        policy = FetchPolicy.for_webhooks(self)
+        for sub in self.subscriptions:
+            if sub.webhook is None:
+                continue
+            try:
+                check_url(sub.webhook.url, policy)
+            except BlockedAddressError:
+                raise ValueError(
+                    f"subscription {sub.name!r}: the webhook URL {redact(sub.webhook.url)} points at a private, "
+                    "loopback or otherwise non-public address; to deliver there, set allow_private_networks: true "
+                    "or list its network in allowed_networks"
+                ) from None
+            except FetchError as exc:
+                raise ValueError(f"subscription {sub.name!r}: webhook {exc}") from None
 
     def feed_interval(self, feed: FeedConfig) -> int:
         interval = feed.interval if feed.interval is not None else self.poll_interval
@@ -340,7 +381,21 @@ def load_settings(path: str | Path | None = None) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, str(config_path))) from None
+    _warn_about_plain_secrets(settings, str(config_path))
     return _anchor_paths(settings, base)
+
+
+def _warn_about_plain_secrets(settings: Settings, source: str) -> None:
+    """A webhook secret without the ``whsec_`` prefix works, but Standard Webhooks libraries cannot verify it."""
+    for sub in settings.subscriptions:
+        secret = sub.webhook.secret if sub.webhook is not None else None
+        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
+            log.warning(
+                "%s: subscription %r: the webhook secret is not a whsec_ secret; monitor signs with its UTF-8 "
+                "bytes, which the Standard Webhooks libraries cannot verify (see docs/webhook-payload.md); "
+                "use whsec_ followed by base64 of 24 to 64 random bytes",
+                source, sub.name, extra={"subscription": sub.name},
+            )
 
 
 def _anchor_paths(settings: Settings, base: Path) -> Settings:

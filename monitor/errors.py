@@ -3,6 +3,9 @@
 Every error a user or operator can see is a :class:`MonitorError`. Catch at the
 per-feed / per-delivery boundary, log once, record it on the row, keep going.
 Messages name the culprit (file and line, feed URL, subscription) and what to do.
+Every message passes through :func:`monitor.redact.redact` when the error is
+made, so a URL that carries a credential never reaches a log, a database row
+or the screen in full.
 
     MonitorError
     ├── ConfigError            bad monitor.yaml, bad env override (names file and key)
@@ -18,9 +21,14 @@ Messages name the culprit (file and line, feed URL, subscription) and what to do
 
 from __future__ import annotations
 
+from monitor.redact import redact
+
 
 class MonitorError(Exception):
     """Base of every error monitor raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(MonitorError):

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
+
+from monitor.redact import redact
 
 CONTEXT_KEYS = ("feed_url", "feed_id", "item_id", "watchlist", "subscription", "delivery_id", "attempt",
                 "status", "new_items", "hits", "duration_ms")
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]*@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Remove user:password@ from URLs in ``text``."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 class KeyValueFormatter(logging.Formatter):

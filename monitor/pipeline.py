@@ -46,6 +46,7 @@ from monitor.ingest.parse import parse_feed
 from monitor.match import LoadResult, Matcher, load_watchlists
 from monitor.match.anniversaries import upcoming
 from monitor.models import Delivery
+from monitor.redact import display_host, redact
 from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
 
 log = logging.getLogger("monitor")
@@ -154,6 +155,7 @@ class Context:
     owner: str
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rand: Callable[[], float] = random.random
+    monotonic: Callable[[], float] = time.monotonic  # elapsed time within a cycle (injectable for tests)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last: dict[str, object] = field(default_factory=dict)  # last cycles' summaries, for the heartbeat
     _pool: ProcessPoolExecutor | None = None
@@ -176,20 +178,12 @@ class Context:
 
     @property
     def fetch_policy(self) -> FetchPolicy:
-        s = self.settings
-        return FetchPolicy(
-            timeout=s.fetch_timeout, deadline=s.fetch_deadline, max_bytes=s.max_feed_bytes,
-            user_agent=s.user_agent, allow_private_networks=s.allow_private_networks,
-            allowed_networks=tuple(s.allowed_networks),
-            # file: URLs only ever come from the config file (never from feed content).
-            allow_file_urls=True,
-        )
+        # file: URLs only ever come from the config file (never from feed content).
+        return FetchPolicy.from_settings(self.settings, allow_file_urls=True)
 
     @property
     def webhook_policy(self) -> FetchPolicy:
-        return FetchPolicy(timeout=15.0, deadline=30.0, max_bytes=64 * 1024, user_agent=self.settings.user_agent,
-                           allow_private_networks=self.settings.allow_private_networks,
-                           allowed_networks=tuple(self.settings.allowed_networks))
+        return FetchPolicy.for_webhooks(self.settings)
 
 
 def open_context(settings: Settings, *, now: datetime, migrate: bool | None = None) -> Context:
@@ -388,7 +382,7 @@ def _record_failure(
     summary: PollSummary, writes: _StateWrites, retry_after: float | None = None,
 ) -> None:
     summary.feeds_failed += 1
-    summary.errors.append(f"{feed.url}: {message}")
+    summary.errors.append(redact(f"{feed.url}: {message}"))
     log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
                                                           "status": status})
     next_poll = _backoff(feed, now, retry_after, ctx.rand())
@@ -570,7 +564,7 @@ class _DigestExtras:
     def sources(self, session: Session) -> tuple[SourceProblem, ...]:
         if self._sources is None:
             self._sources = tuple(
-                SourceProblem(name=f.name or f.url, url=f.url, problem=problem)
+                SourceProblem(name=f.name or display_host(f.url), host=display_host(f.url), problem=redact(problem))
                 for f, problem in store.problem_feeds(session, now=self.now,
                                                       failing_for=self.ctx.settings.source_problem_after)
             )
@@ -648,96 +642,154 @@ class _Outcome:
     error: DeliveryError | None = None
 
 
+class _SendClock:
+    """The time of one step of a delivery cycle: the cycle's ``now`` plus the time elapsed since.
+
+    Claims, signatures and records use it, so a long batch signs each webhook with a fresh
+    timestamp and each lease starts when its delivery is claimed, while the cycle's start
+    stays a parameter (tests and replays pass it; ``monotonic`` is injectable).
+    """
+
+    def __init__(self, start: datetime, monotonic: Callable[[], float]) -> None:
+        self.start, self.monotonic, self.origin = start, monotonic, monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=max(0.0, self.monotonic() - self.origin))
+
+
+@dataclass(frozen=True)
+class _Senders:
+    """What one delivery cycle sends with: transports, the configured subscriptions, names by id."""
+
+    webhooks: WebhookTransport
+    email: SmtpTransport | FileTransport
+    sender: str
+    names: dict[int, str]
+    configured: dict[str, SubscriptionConfig]
+
+
 async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
                    ids: list[int] | None = None) -> None:
-    """Send every delivery whose attempt is due; never waits for a later retry.
+    """Send every delivery that was due when the cycle began; never waits for a later retry.
 
-    Transports are built once per cycle; outcomes are recorded per claimed batch in one
-    transaction (a crash before that commit re-sends the batch with the same idempotency keys).
+    ``delivery_concurrency`` senders send and record one delivery at a time; deliveries are
+    claimed a few at a time (one per sender), just before they are sent, so a lease starts at
+    most one send before its delivery goes out and a long batch never lets another worker
+    re-claim what is still being sent. Each outcome is recorded as soon as it is known: a crash
+    re-sends at most the deliveries in flight, with the same idempotency keys. One delivery's
+    failure, of whatever kind, is that delivery's outcome and never stops the others.
     """
     settings = ctx.settings
+    clock = _SendClock(now, ctx.monotonic)
     with session_scope(ctx.engine) as session:
-        names = {row.id: row.name for row in store.get_subscriptions(session).values()}
-    secrets = {sub.name: sub.webhook.secret.get_secret_value() for sub in settings.subscriptions
-               if sub.webhook is not None and sub.webhook.secret is not None}
-    email: SmtpTransport | FileTransport = (
-        SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir)
-    )
-    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
+        names = {row.id: row.name for row in store.get_subscriptions(session).values() if row.id is not None}
     policy = ctx.webhook_policy
-    limit = asyncio.Semaphore(settings.delivery_concurrency)
-
-    async def one(delivery: Delivery, webhooks: WebhookTransport) -> _Outcome:
-        assert delivery.created_at is not None
-        sub_name = names.get(delivery.subscription_id, "?")
-        async with limit:
-            try:
-                if delivery.transport == "webhook":
-                    target = await webhooks.send(
-                        OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload,
-                                        secret=secrets.get(sub_name)),
-                        now=now,
-                    )
-                else:
-                    message = OutgoingEmail(key=delivery.key, subscription=sub_name, sender=sender,
-                                            recipients=json.loads(delivery.recipients), payload=delivery.payload,
-                                            created_at=delivery.created_at)
-                    target = await asyncio.to_thread(email.send, message)
-            except DeliveryError as exc:
-                return _Outcome(delivery, sub_name, error=exc)
-            return _Outcome(delivery, sub_name, target=target)
-
     async with build_client(policy) as client:
-        webhooks = WebhookTransport(client, policy)
-        while True:
-            claimed = store.claim_due_deliveries(ctx.engine, now=now, lease_seconds=DELIVERY_LEASE_SECONDS,
-                                                 limit=settings.delivery_batch, ids=ids)
-            if not claimed:
-                break
-            outcomes = await asyncio.gather(*(one(d, webhooks) for d in claimed))
-            _record_outcomes(ctx, outcomes, now=now, summary=summary)
-            if len(claimed) < settings.delivery_batch:
-                break
+        senders = _Senders(
+            webhooks=WebhookTransport(client, policy),
+            email=SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir),
+            sender=settings.smtp.from_ if settings.smtp else "monitor@localhost",
+            names=names, configured={sub.name: sub for sub in settings.subscriptions},
+        )
+
+        # Claimed but not yet started: never more than one delivery per sender, so none waits longer
+        # than one send for a free sender, far inside its lease. No await between a check and its
+        # update, so the senders (tasks on one loop) cannot race on these.
+        waiting: list[Delivery] = []
+        exhausted = False
+        chunk = min(settings.delivery_concurrency, settings.delivery_batch)
+
+        async def sender() -> None:
+            nonlocal exhausted
+            while True:
+                if not waiting and not exhausted:
+                    waiting.extend(store.claim_due_deliveries(
+                        ctx.engine, now=clock(), due_by=now, limit=chunk, ids=ids,
+                        lease_seconds=DELIVERY_LEASE_SECONDS))
+                    exhausted = not waiting
+                if not waiting:
+                    return
+                outcome = await _send_one(waiting.pop(0), senders, clock)
+                _record_outcome(ctx, outcome, now=clock(), summary=summary)
+
+        await asyncio.gather(*(sender() for _ in range(settings.delivery_concurrency)))
 
 
-def _record_outcomes(ctx: Context, outcomes: list[_Outcome], *, now: datetime, summary: DeliverySummary) -> None:
-    retries: dict[int, datetime | None] = {}
-    for out in outcomes:
-        if out.error is None:
-            continue
-        d = out.delivery
-        assert d.id is not None and d.created_at is not None
-        retries[d.id] = next_attempt_at(ctx.retry, attempts=d.attempts + 1, created_at=d.created_at, now=now,
-                                        rand=ctx.rand(), retry_after=out.error.retry_after,
-                                        permanent=out.error.permanent)
+async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) -> _Outcome:
+    """Send one delivery; every exception becomes its outcome (a bug or an odd receiver costs one)."""
+    sub_name = senders.names.get(delivery.subscription_id, "?")
+    try:
+        if delivery.transport == "webhook":
+            target = await senders.webhooks.send(_webhook_message(delivery, sub_name, senders), now=clock())
+        else:
+            assert delivery.created_at is not None
+            message = OutgoingEmail(key=delivery.key, subscription=sub_name, sender=senders.sender,
+                                    recipients=json.loads(delivery.recipients), payload=delivery.payload,
+                                    created_at=delivery.created_at)
+            target = await asyncio.to_thread(senders.email.send, message)
+    except DeliveryError as exc:
+        return _Outcome(delivery, sub_name, error=exc)
+    except Exception as exc:
+        log.debug("unexpected error sending a delivery", exc_info=True,
+                  extra={"subscription": sub_name, "delivery_id": delivery.id})
+        error = DeliveryError(f"{delivery.transport} delivery failed unexpectedly: {str(exc) or 'no detail'}; "
+                              "it will be retried")
+        return _Outcome(delivery, sub_name, error=error)
+    return _Outcome(delivery, sub_name, target=target)
+
+
+def _webhook_message(delivery: Delivery, sub_name: str, senders: _Senders) -> OutgoingWebhook:
+    """The webhook to send, signed with its subscription's current secret.
+
+    A delivery whose subscription is no longer configured (removed or renamed) has no secret to
+    sign with: it is dead-lettered rather than sent unsigned.
+    """
+    cfg = senders.configured.get(sub_name)
+    if cfg is None or cfg.webhook is None:
+        raise DeliveryError(
+            f"subscription {sub_name!r} is no longer a webhook subscription in the configuration (removed or "
+            "renamed), so this delivery cannot be signed and is not sent; restore the subscription and run "
+            "'monitor deliveries retry' to send it",
+            permanent=True,
+        )
+    secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
+    return OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload, secret=secret)
+
+
+def _record_outcome(ctx: Context, out: _Outcome, *, now: datetime, summary: DeliverySummary) -> None:
+    """Record one outcome in its own transaction, as soon as it is known."""
+    d = out.delivery
+    assert d.id is not None and d.created_at is not None
+    retry: datetime | None = None
+    if out.error is not None:
+        retry = next_attempt_at(ctx.retry, attempts=d.attempts + 1, created_at=d.created_at, now=now,
+                                rand=ctx.rand(), retry_after=out.error.retry_after, permanent=out.error.permanent)
     try:
         with session_scope(ctx.engine) as session:
-            for out in outcomes:
-                assert out.delivery.id is not None
-                if out.error is None:
-                    store.record_delivery_sent(session, out.delivery.id, now=now, target=out.target or "")
-                else:
-                    store.record_delivery_failure(session, out.delivery.id, error=str(out.error),
-                                                  next_attempt_at=retries[out.delivery.id])
-    except Exception:
-        # Sent but not recorded: the leases expire and these deliveries go out again with the
-        # same idempotency keys (webhook-id / Message-ID), so receivers can drop the repeats.
-        log.exception("deliveries sent but not recorded; they will be re-sent with the same keys")
-        summary.errors.append(f"{len(outcomes)} deliveries sent but not recorded (will re-send with the same keys)")
+            if out.error is None:
+                store.record_delivery_sent(session, d.id, now=now, target=out.target or "")
+            else:
+                store.record_delivery_failure(session, d.id, error=str(out.error), next_attempt_at=retry)
+    except Exception as exc:
+        # Sent but not recorded: the lease expires and the delivery goes out again with the
+        # same idempotency key (webhook-id / Message-ID), so the receiver can drop the repeat.
+        log.error("delivery outcome not recorded (%s); it will be re-sent with the same key", exc,
+                  extra={"subscription": out.sub_name, "delivery_id": d.id})
+        summary.errors.append(f"{out.sub_name}: delivery {d.id} sent but not recorded (will re-send with the "
+                              "same key)")
         return
-    for out in outcomes:
-        if out.error is None:
-            summary.sent += 1
-            summary.targets.append(out.target or "")
-            log.info("delivery sent", extra={"subscription": out.sub_name, "delivery_id": out.delivery.id})
-            continue
-        if retries[out.delivery.id or 0] is None:
-            summary.dead += 1
-        else:
-            summary.failed += 1
-        summary.errors.append(f"{out.sub_name}: {out.error}")
-        log.warning("delivery failed: %s", out.error, extra={
-            "subscription": out.sub_name, "delivery_id": out.delivery.id, "attempt": out.delivery.attempts + 1})
+    if out.error is None:
+        summary.sent += 1
+        summary.targets.append(out.target or "")
+        log.info("delivery sent", extra={"subscription": out.sub_name, "delivery_id": d.id})
+        return
+    if retry is None:
+        summary.dead += 1
+    else:
+        summary.failed += 1
+    summary.errors.append(f"{out.sub_name}: {out.error}")
+    log.warning("delivery failed: %s", out.error, extra={
+        "subscription": out.sub_name, "delivery_id": d.id, "attempt": d.attempts + 1})
 
 
 __all__ = [

@@ -408,13 +408,19 @@ def enqueue_delivery(
 
 
 def claim_due_deliveries(
-    engine: Engine, *, now: datetime, lease_seconds: int, limit: int, ids: Sequence[int] | None = None
+    engine: Engine, *, now: datetime, lease_seconds: int, limit: int, ids: Sequence[int] | None = None,
+    due_by: datetime | None = None,
 ) -> list[Delivery]:
     """Claim pending deliveries whose next attempt is due (one UPDATE … RETURNING; others may race, see
-    :func:`claim_due_feeds`)."""
+    :func:`claim_due_feeds`).
+
+    The lease runs from ``now``; ``due_by`` (default ``now``) is the time by which the attempt must be
+    due, so a cycle that began earlier does not retry within itself what failed during it.
+    """
     until = now + timedelta(seconds=lease_seconds)
+    due = due_by if due_by is not None else now
     free = sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now)
-    query = select(Delivery).where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now, free)
+    query = select(Delivery).where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= due, free)
     if ids is not None:
         query = query.where(col(Delivery.id).in_(list(ids)))
     query = query.order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
@@ -423,7 +429,7 @@ def claim_due_deliveries(
             # The UPDATE re-checks every condition, not only the lease: a row another worker sent
             # and released meanwhile must not be claimed again.
             sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(session, query, Delivery)), free,
-                                      col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now)
+                                      col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= due)
             .values(lease_until=until).returning(Delivery)
             .execution_options(synchronize_session=False)
         ).all())

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,6 +143,8 @@ class WebhookReceiver:
     # Statuses to answer, in order; when exhausted, 200. Each entry: (status, headers).
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Called with each request before it is answered (in the server's thread), e.g. to advance a test clock.
+    on_request: Callable[[Received], None] | None = None
 
 
 @pytest.fixture
@@ -155,8 +157,11 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             with state.lock:
-                state.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                received = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                state.requests.append(received)
                 status, headers = state.script.pop(0) if state.script else (200, {})
+            if state.on_request is not None:
+                state.on_request(received)
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)

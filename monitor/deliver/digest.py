@@ -77,10 +77,14 @@ class ComingUp:
 
 @dataclass(frozen=True, slots=True)
 class SourceProblem:
-    """A feed that has been failing, shown so subscribers know what they may be missing."""
+    """A feed that has been failing, shown so subscribers know what they may be missing.
+
+    Named by its name and host, never its URL: feed URLs can carry credentials
+    (userinfo, ``?api_key=``) that subscribers must not see.
+    """
 
     name: str
-    url: str
+    host: str
     problem: str
 
 

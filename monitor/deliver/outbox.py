@@ -7,6 +7,7 @@ delivery is ``dead`` (visible and replayable), never silently dropped.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -33,14 +34,17 @@ def next_attempt_at(
     """When to try again after ``attempts`` failed attempts; None means dead.
 
     ``rand`` is a uniform draw in [0, 1); ``retry_after`` (seconds, from a 429 or
-    503) is honoured when it is longer than the computed delay.
+    503) is honoured when it is longer than the computed delay, up to the
+    horizon: a receiver's answer is a hint, and no value it sends (infinite,
+    negative, thirty nines) can overflow the date arithmetic.
     """
     if permanent:
         return None
-    delay = min(policy.max_delay, policy.first_delay * policy.factor ** max(0, attempts - 1))
+    exponent = min(max(0, attempts - 1), 64)  # 2**64 x first_delay is far past any max_delay
+    delay = min(policy.max_delay, policy.first_delay * policy.factor ** exponent)
     delay *= 1 + policy.jitter * (2 * rand - 1)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
+    if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
+        delay = max(delay, min(retry_after, policy.horizon + 1))
     when = now + timedelta(seconds=delay)
     if when > created_at + timedelta(seconds=policy.horizon):
         return None

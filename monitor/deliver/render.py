@@ -1,6 +1,6 @@
 """Rendering digests: email trio from Jinja2 templates, webhook payloads built in code.
 
-Pure: values in, strings/bytes out. Prose lives in ``templates/``; JSON
+Pure: values in, strings/bytes out. Prose lives in ``monitor/templates/``; JSON
 structure is built here. HTML is autoescaped and undefined names fail loudly.
 """
 
@@ -12,11 +12,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 
 from monitor.deliver.digest import Digest
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 PAYLOAD_VERSION = 1
 
 
@@ -28,9 +27,12 @@ class RenderedEmail:
 
 
 @cache
-def _environment(root: str) -> Environment:
+def _environment(root: str | None) -> Environment:
+    """Templates ship inside the package (``monitor/templates``), so an installed wheel renders
+    digests like a checkout does; ``root`` points at another folder (tests, customised prose)."""
+    loader: BaseLoader = FileSystemLoader(root) if root is not None else PackageLoader("monitor", "templates")
     return Environment(
-        loader=FileSystemLoader(root),
+        loader=loader,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -45,8 +47,8 @@ def one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def render_email(digest: Digest, *, templates: Path = TEMPLATES) -> RenderedEmail:
-    env = _environment(str(templates))
+def render_email(digest: Digest, *, templates: Path | None = None) -> RenderedEmail:
+    env = _environment(str(templates) if templates is not None else None)
     context: dict[str, Any] = {
         "digest": digest,
         "count": len(digest.entries),

@@ -19,6 +19,7 @@ import httpx
 
 from monitor.errors import BlockedAddressError, DeliveryError, FetchError
 from monitor.ingest.fetch import FetchPolicy, guarded_request, parse_retry_after
+from monitor.redact import redact_url
 
 
 def secret_bytes(secret: str) -> bytes:
@@ -49,6 +50,7 @@ class WebhookTransport:
         self.policy = policy
 
     async def send(self, message: OutgoingWebhook, *, now: datetime) -> str:
+        """POST one webhook, signed at ``now`` (the time of this attempt, never the cycle's start)."""
         timestamp = int(now.astimezone(UTC).timestamp())
         headers = {
             "content-type": "application/json",
@@ -61,13 +63,13 @@ class WebhookTransport:
             response = await guarded_request(
                 self.client, "POST", message.url, self.policy, headers=headers, content=message.body
             )
-        except BlockedAddressError as exc:
-            raise DeliveryError(f"webhook {exc.url}: {exc}", permanent=True) from exc
+        except BlockedAddressError as exc:  # its message names the URL
+            raise DeliveryError(f"webhook {exc}", permanent=True) from exc
         except FetchError as exc:
-            raise DeliveryError(f"webhook {exc.url}: {exc}", retry_after=exc.retry_after) from exc
+            raise DeliveryError(f"webhook {exc}", retry_after=exc.retry_after) from exc
         status = response.status_code
         if 200 <= status < 300:
-            return f"{message.url} ({status})"
+            return f"{redact_url(message.url)} ({status})"
         retry_after = parse_retry_after(response.headers.get("retry-after"), now=now)
         permanent = 400 <= status < 500 and status not in (408, 425, 429)
         raise DeliveryError(f"webhook {message.url} answered HTTP {status}", permanent=permanent,

@@ -20,7 +20,8 @@ What it guarantees per request:
   never inflates more than ``max_bytes + 1`` bytes. Only ``gzip, deflate`` is
   advertised, so no other coding should arrive; one that does is an error.
 * **A total deadline** (``asyncio.timeout``) on top of httpx's per-phase
-  timeouts, which restart on every chunk and so cannot stop a slow drip.
+  timeouts, which restart on every chunk and so cannot stop a slow drip. It
+  counts the time requests are in flight, not the wait for a per-host slot.
 
 The network guard, and why it is built this way: refusing a URL after resolving
 its host is not enough if the HTTP library then resolves the name *again* to
@@ -48,6 +49,7 @@ rebinding protection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import ipaddress
 import mimetypes
@@ -56,17 +58,20 @@ import socket
 import time
 import weakref
 import zlib
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.request import url2pathname
 
 import httpcore
 import httpx
 
 from monitor.errors import BlockedAddressError, FetchError, HTTPStatusError, TooLargeError
+
+if TYPE_CHECKING:
+    from monitor.config import Settings
 
 __all__ = [
     "FeedState",
@@ -113,6 +118,28 @@ class FetchPolicy:
     per_host_limit: int = 2
     max_connections: int = 50
     allowed_networks: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, allow_file_urls: bool = True) -> FetchPolicy:
+        """The policy for feeds, the same for polling and for checking imported URLs.
+
+        ``allow_file_urls`` is for URLs an operator wrote in the config file; URLs
+        from anywhere else (an OPML import) are checked with it off.
+        """
+        return cls(
+            timeout=settings.fetch_timeout, deadline=settings.fetch_deadline, max_bytes=settings.max_feed_bytes,
+            user_agent=settings.user_agent, allow_private_networks=settings.allow_private_networks,
+            allowed_networks=tuple(settings.allowed_networks), allow_file_urls=allow_file_urls,
+        )
+
+    @classmethod
+    def for_webhooks(cls, settings: Settings) -> FetchPolicy:
+        """The policy for webhook delivery: shorter timeouts, a small answer, the same network guard."""
+        return cls(
+            timeout=15.0, deadline=30.0, max_bytes=64 * 1024, user_agent=settings.user_agent,
+            allow_private_networks=settings.allow_private_networks,
+            allowed_networks=tuple(settings.allowed_networks),
+        )
 
 
 @dataclass(frozen=True)
@@ -191,13 +218,20 @@ def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | No
         return None
 
 
+def _is_localhost_name(host: str) -> bool:
+    """``localhost`` and ``*.localhost`` are loopback by definition (RFC 6761), whatever DNS says."""
+    name = host.rstrip(".").lower()
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def check_url(url: str, policy: FetchPolicy) -> None:
     """Refuse URLs monitor must not fetch, without touching the network.
 
     Checks the scheme (http/https; ``file`` only when ``allow_file_urls``), that
-    there is a host, and that a literal IP host is not a forbidden address.
-    Host names are checked when resolved, at connect time. Used for feed URLs on
-    every redirect hop and for webhook URLs when the config loads.
+    there is a host, and that a literal IP host (or ``localhost``) is not a
+    forbidden address. Other host names are checked when resolved, at connect
+    time. Used for feed URLs on every redirect hop, for imported feed URLs, and
+    for webhook URLs when the config loads (and again on every attempt).
     """
     try:
         parsed = httpx.URL(url)
@@ -216,6 +250,8 @@ def check_url(url: str, policy: FetchPolicy) -> None:
     if not parsed.host:
         raise FetchError(f"{url}: the URL has no host", url=url)
     ip = _literal_ip(parsed.host)
+    if ip is None and _is_localhost_name(parsed.host):
+        ip = ipaddress.IPv4Address("127.0.0.1")
     if ip is not None and not _address_allowed(ip, policy):
         raise BlockedAddressError(
             f"{url}: {ip} is a private, loopback or otherwise non-public address; "
@@ -421,20 +457,30 @@ async def _read_capped(response: httpx.Response, limit: int, *, url: str, trunca
 # --------------------------------------------------------------------------- headers
 
 
+MAX_RETRY_AFTER = 86400.0  # a server asking for more than a day gets a day; its answer is a hint
+_DELTA_SECONDS = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"
+
+
 def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), within [0, a day].
+
+    The header comes from whoever answers, so anything odd (``²``, a negative
+    number, thirty nines, a date in year 9999 or one that does not exist) is
+    either clamped or ignored, never raised.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _DELTA_SECONDS.fullmatch(value):
+        return MAX_RETRY_AFTER if len(value) > 9 else min(MAX_RETRY_AFTER, float(value))
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # "-0000" dates: HTTP dates are always GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # "-0000" dates: HTTP dates are always GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
@@ -483,21 +529,51 @@ async def _open(
         raise BlockedAddressError(str(exc).replace(f"{exc.url}: ", f"{url}: ", 1), url=url) from None
     except FetchError:
         raise
-    except httpx.TimeoutException as exc:
-        raise FetchError(
-            f"{url}: timed out ({type(exc).__name__}) after {policy.timeout:g}s", url=url
-        ) from None
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        raise FetchError(f"{url}: {type(exc).__name__}: {exc or 'request failed'}", url=url) from None
+        raise FetchError(f"{url}: {_describe(exc, policy)}", url=url) from None
 
 
 async def _read(response: httpx.Response, policy: FetchPolicy, *, url: str, truncate: bool) -> bytes:
     try:
         return await _read_capped(response, policy.max_bytes, url=url, truncate=truncate)
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"{url}: timed out ({type(exc).__name__}) reading the body", url=url) from None
     except httpx.HTTPError as exc:
-        raise FetchError(f"{url}: {type(exc).__name__} reading the body: {exc}", url=url) from None
+        raise FetchError(f"{url}: {_describe(exc, policy)} while reading the body", url=url) from None
+
+
+def _describe(exc: Exception, policy: FetchPolicy) -> str:
+    """What went wrong on the wire, in words an operator can act on (no exception class names)."""
+    detail = f" ({exc})" if str(exc) else ""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"timed out connecting after {policy.timeout:g}s"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out: no data for {policy.timeout:g}s"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect{detail}"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return f"the connection was reset or closed by the server{detail}"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"the answer is not valid HTTP{detail}"
+    if isinstance(exc, httpx.InvalidURL):
+        return f"not a valid URL{detail}"
+    return f"the request failed{detail}"
+
+
+class _Budget:
+    """A deadline that only runs while a request is in flight (see :func:`_fetch_http`)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.left = seconds
+
+    @contextlib.asynccontextmanager
+    async def running(self, url: str, policy: FetchPolicy) -> AsyncIterator[None]:
+        began = time.monotonic()
+        try:
+            async with asyncio.timeout(max(0.0, self.left)):
+                yield
+        except TimeoutError:
+            raise _deadline_error(url, policy) from None
+        finally:
+            self.left -= time.monotonic() - began
 
 
 def _deadline_error(url: str, policy: FetchPolicy) -> FetchError:
@@ -520,10 +596,7 @@ async def fetch_feed(client: httpx.AsyncClient, state: FeedState, policy: FetchP
     if httpx.URL(state.url).scheme == "file":
         return await _fetch_file(state, policy, started)
     try:
-        async with asyncio.timeout(policy.deadline):
-            return await _fetch_http(client, state, policy, started)
-    except TimeoutError:
-        raise _deadline_error(state.url, policy) from None
+        return await _fetch_http(client, state, policy, started)
     except FetchError as exc:
         if exc.url == state.url:
             raise
@@ -534,12 +607,20 @@ async def fetch_feed(client: httpx.AsyncClient, state: FeedState, policy: FetchP
 async def _fetch_http(
     client: httpx.AsyncClient, state: FeedState, policy: FetchPolicy, started: float
 ) -> FetchResult:
+    """The redirect chain under one deadline, which starts with the first request, not before.
+
+    Waiting for a per-host slot (another feed on the same host is being fetched)
+    is not the server being slow: a fast feed queued behind slow neighbours must
+    not be recorded as "too slow". Each later hop waits for its host's slot with
+    the clock stopped as well, so the deadline measures the servers' time only.
+    """
     url = state.url
     headers = _conditional_headers(state)
     permanent: str | None = None
     chain_permanent = True
+    budget = _Budget(policy.deadline)
     for _hop in range(policy.max_redirects + 1):
-        async with _host_slot(client, httpx.URL(url).host, policy):
+        async with _host_slot(client, httpx.URL(url).host, policy), budget.running(state.url, policy):
             response = await _open(client, "GET", url, policy, headers=headers, content=None)
             try:
                 status = response.status_code
@@ -644,9 +725,10 @@ async def guarded_request(
                 await response.aclose()
     except TimeoutError:
         raise _deadline_error(url, policy) from None
-    # The body is already decoded: drop headers that describe the wire form.
-    kept = [(k, v) for k, v in response.headers.multi_items()
-            if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    # The body is already decoded: drop headers that describe the wire form. Raw bytes, not decoded
+    # strings: a header value outside ASCII (``X-Note: café``) must survive the rebuild, not raise.
+    kept = [(k, v) for k, v in response.headers.raw
+            if k.lower() not in (b"content-encoding", b"content-length", b"transfer-encoding")]
     return httpx.Response(response.status_code, headers=kept, content=body, request=response.request)
 
 

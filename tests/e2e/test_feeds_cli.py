@@ -44,3 +44,17 @@ def test_private_addresses_in_opml_are_refused_unless_allowed(tmp_path: Path) ->
     result = cli("feeds", "import", str(opml))
     assert "imported 1 feeds" in result.stdout and "1 refused" in result.stdout
     assert "10.1.2.3" in result.stderr
+
+
+def test_opml_feeds_in_an_allowed_network_are_imported_like_they_would_be_polled(tmp_path: Path) -> None:
+    opml = tmp_path / "intranet.opml"
+    opml.write_text('<?xml version="1.0"?><opml version="2.0"><head/><body>'
+                    '<outline text="Intranet" xmlUrl="http://10.1.2.3/feed.xml"/>'
+                    '<outline text="Other private" xmlUrl="http://192.168.1.1/feed.xml"/></body></opml>',
+                    encoding="utf-8")
+    cli = Cli(write_config(tmp_path / "monitor.yaml", allow_private_networks=False, allowed_networks=["10.0.0.0/8"]))
+    result = cli("feeds", "import", str(opml))
+    assert "imported 1 feeds" in result.stdout and "1 refused" in result.stdout
+    assert "192.168.1.1" in result.stderr
+    listing = [json.loads(line) for line in cli("feeds", "list", "--format", "jsonl").stdout.splitlines()]
+    assert [row["url"] for row in listing] == ["http://10.1.2.3/feed.xml"]

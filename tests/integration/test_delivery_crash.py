@@ -79,3 +79,40 @@ def test_email_resent_after_a_crash_has_the_same_message_id(
     ids = [email.message_from_bytes(m.original_content, policy=default)["Message-ID"]
            for m in smtp_server.messages]
     assert len(ids) == 2 and ids[0] == ids[1]
+
+
+class ProcessDied(BaseException):
+    """Stands for the process dying: not an Exception, so nothing on the way catches it."""
+
+
+def test_a_crash_mid_batch_never_re_sends_what_was_already_sent(
+    tmp_path: Path, webhook_receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.deliver.webhook import WebhookTransport
+    from tests.helpers.outbox import WATCHLIST, context_with_hit, deliveries
+
+    subs = [SubscriptionConfig(name=f"team{i}", watchlists=[WATCHLIST], webhook=WebhookConfig(url=webhook_receiver.url))
+            for i in range(5)]
+    ctx = context_with_hit(tmp_path, subs, now=T0, delivery_concurrency=1)
+    send = WebhookTransport.send
+    calls = 0
+
+    async def dies_before_the_third_send(self: WebhookTransport, message: object, *, now: datetime) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise ProcessDied
+        return await send(self, message, now=now)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WebhookTransport, "send", dies_before_the_third_send)
+        with pytest.raises(ProcessDied):
+            delivery_cycle(ctx, now=T0)
+    assert len(webhook_receiver.requests) == 2
+    assert sorted(d.status for d in deliveries(ctx)) == ["pending", "pending", "pending", "sent", "sent"]
+
+    delivery_cycle(ctx, now=T0 + timedelta(seconds=DELIVERY_LEASE_SECONDS + 1))
+
+    ids = [r.headers["webhook-id"] for r in webhook_receiver.requests]
+    assert len(ids) == len(set(ids)) == 5
+    assert {d.status for d in deliveries(ctx)} == {"sent"}

@@ -29,7 +29,6 @@ import yaml
 
 from monitor.cli import app
 from monitor.config import Settings, load_settings
-from monitor.deliver import render
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -430,35 +429,17 @@ def test_every_copy_source_exists_and_is_in_the_build_context() -> None:
                 assert not dockerignored(source.rstrip("/")), f"COPY {source}: excluded by .dockerignore"
 
 
-def test_image_keeps_templates_next_to_the_package() -> None:
-    """render.py reads templates/ relative to its own file; the image must keep the repository's layout."""
+def test_image_installs_the_package_itself_templates_included() -> None:
+    """The templates ship inside the package, so the image installs it like any user would (no -e)."""
     build = dockerfile_stages()[0]
-    workdir = PurePosixPath("/")
-    copies: dict[str, PurePosixPath] = {}
-    for instruction, rest in build:
-        if instruction == "WORKDIR":
-            workdir = workdir / rest
-        if instruction == "COPY":
-            _flags, sources, dest = copy_args(rest)
-            for source in sources:
-                copies[source.rstrip("/")] = workdir / dest.rstrip("/") if dest not in ("./", ".") else workdir
-
-    def image_path(repo_path: Path) -> PurePosixPath:
-        relative = repo_path.resolve().relative_to(ROOT)
-        top = relative.parts[0]
-        assert top in copies, f"{top}/ is not copied into the image"
-        return copies[top] / PurePosixPath(*relative.parts[1:])
-
-    module = image_path(Path(render.__file__))
-    templates = image_path(render.TEMPLATES)
-    module_root = PurePosixPath(*module.parts[: len(module.parts) - len(Path(render.__file__).resolve()
-                                                                          .relative_to(ROOT).parts)])
-    assert templates == module_root / render.TEMPLATES.resolve().relative_to(ROOT).as_posix()
     runs = " ".join(instructions(build, "RUN"))
-    assert re.search(r"pip install (--editable|-e)\b", runs), "a non-editable install leaves templates behind"
+    assert re.search(r"pip install \.(\s|$)", runs), "the build stage installs the package from the source"
+    assert not re.search(r"pip install (--editable|-e)\b", runs)
+    assert "templates/email/digest.body.html" in runs, "the build checks the installed package has its templates"
+    sources = [src for rest in instructions(build, "COPY") for src in copy_args(rest)[1]]
+    assert not any(src.rstrip("/") == "templates" for src in sources)
     final_copies = [copy_args(rest) for rest in instructions(dockerfile_stages()[-1], "COPY")]
-    assert any(sources == [str(module_root)] and dest == str(module_root) for _f, sources, dest in final_copies), \
-        f"the final stage must copy {module_root} to the same path (the editable install points there)"
+    assert any(dest == "/opt/monitor" for _f, _sources, dest in final_copies), "the final stage takes the venv"
 
 
 def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context() -> None:

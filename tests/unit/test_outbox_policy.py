@@ -44,3 +44,13 @@ def test_jitter_spreads_retries_of_one_outage() -> None:
     early = next_attempt_at(POLICY, attempts=2, created_at=T0, now=T0, rand=0.0)
     late = next_attempt_at(POLICY, attempts=2, created_at=T0, now=T0, rand=0.999)
     assert early is not None and late is not None and early < late
+
+
+def test_absurd_retry_after_and_attempt_counts_never_overflow() -> None:
+    """A receiver's Retry-After is a hint: infinite or huge values are bounded by the horizon, negative ones
+    ignored, and a delivery retried thousands of times still gets a date."""
+    for retry_after in (float("inf"), float("nan"), 1e30, -5.0, 0.0):
+        when = next_attempt_at(POLICY, attempts=1, created_at=T0, now=T0, rand=0.5, retry_after=retry_after)
+        assert when is None or T0 < when <= T0 + timedelta(seconds=POLICY.horizon + 1)
+    assert next_attempt_at(POLICY, attempts=1, created_at=T0, now=T0, rand=0.5, retry_after=1e30) is None
+    assert next_attempt_at(POLICY, attempts=10_000, created_at=T0, now=T0, rand=0.5) is not None
