@@ -25,7 +25,8 @@ from typing import Any
 import ahocorasick
 
 from monitor.domain import Document, Match
-from monitor.match.anniversaries import CalendarEvent, Resolution, find_ordinals, resolve
+from monitor.match.anniversaries import CalendarEvent, Ordinal, Resolution, find_ordinals, resolve
+from monitor.match.regex import compile_regex
 from monitor.match.watchlist import FIELDS, Actor, LoadResult, Rule, Term, Watchlist, expand_alias
 
 # ---------------------------------------------------------------------------------------------
@@ -83,6 +84,15 @@ def _needs_boundary(ch: str) -> bool:
     return ch.isalnum() and not _is_cjk(ch)
 
 
+# Per-field length caps (characters) applied before matching. What is past them is not read:
+# headlines and summaries are far shorter, and the first 100 KB of an article is where its
+# subject is named. They bound a hostile item's cost whatever the feed sends.
+FIELD_CAPS = {"title": 1_000, "summary": 20_000, "content": 100_000}
+# A watchlist regex reports at most this many matches per field: evidence needs the first one
+# in each window, and the cap keeps a pattern that matches everywhere from costing n² in total.
+MAX_REGEX_MATCHES = 200
+
+
 # ---------------------------------------------------------------------------------------------
 # Compiled values
 
@@ -108,7 +118,7 @@ class _Atom:
 class _CTerm:
     term: Term
     atoms: frozenset[int]
-    regexes: tuple[re.Pattern[str], ...]
+    regexes: tuple[Any, ...]  # RE2 patterns (see monitor.match.regex)
     document: bool
     label: str
     children: tuple[_CTerm, ...] = ()
@@ -175,7 +185,10 @@ class _Field:
 
 # A sentence ends at . ! ? ; (not after Mr/Dr/St or a single letter such as "N." or "U.S.")
 # or at CJK full stops, or at a line break.
-_SENTENCE_END = re.compile(r"[.!?;]+[\"')\]\u201d]*(?=\s|$)|[。！？；\n]")
+# Linear: a run of marks is only tried from its first mark (the look-behind) and possessive
+# quantifiers never give characters back, so "......" without a following space costs one pass,
+# not one pass per dot (which made 60 KB of dots take 85 s).
+_SENTENCE_END = re.compile(r"(?<![.!?;])[.!?;]++[\"')\]\u201d]*+(?=\s|$)|[。！？；\n]")
 _ABBREVIATION = re.compile(r"(?:^|\W)(?:mr|mrs|ms|dr|st|no|vs|\w)$")
 # Sides that may appear around a bilateral anniversary without being another party to it.
 _BYSTANDER_SIDES = frozenset({"media", "usa", "china_historic"})
@@ -289,7 +302,7 @@ class Matcher:
             atoms = frozenset(i for i, a in enumerate(self._atoms) if a.kind == "event"
                               and (allowed is None or allowed.intersection(a.events)))
             return _CTerm(term, atoms, (), document, "event", events=allowed)
-        pattern = re.compile(term.values[0])
+        pattern = compile_regex(term.values[0])
         return _CTerm(term, frozenset(), (pattern,), document, "regex")
 
     def _add_rule(self, index: int, watchlist: Watchlist, rule: Rule, *, exclude: bool) -> None:
@@ -337,7 +350,7 @@ class Matcher:
         hits: list[_Hit] = []
         present: set[int] = set()
         for fi, name in enumerate(FIELDS):
-            text = getattr(doc, name) or ""
+            text = (getattr(doc, name) or "")[: FIELD_CAPS[name]]
             if not text:
                 fields.append(_Field(name, "", "", None))
                 continue
@@ -432,7 +445,8 @@ class _Context:
         self.fields = fields
         self.hits = hits
         self.on = on
-        self._regex_cache: dict[re.Pattern[str], list[_Hit]] = {}
+        self._regex_cache: dict[Any, list[_Hit]] = {}
+        self._ordinals: dict[tuple[int, int, int], list[Ordinal]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
 
@@ -453,8 +467,8 @@ class _Context:
             if pattern not in self._regex_cache:
                 found: list[_Hit] = []
                 for fi, f in enumerate(self.fields):
-                    found.extend(_Hit(fi, m.start(), m.end(), -1) for m in pattern.finditer(f.norm)
-                                 if m.end() > m.start())
+                    if f.norm:
+                        found.extend(_regex_hits(pattern, fi, f.norm))
                 self._regex_cache[pattern] = found
             out.extend(self._regex_cache[pattern])
         return out
@@ -577,13 +591,20 @@ class _Context:
                 candidates = [self.m._calendar[e] for e in ids]
                 f = self.fields[hit.field]
                 s_start, s_end = f.sentence_span(f.sentence_of(hit.start))
-                ordinals = find_ordinals(f.norm[s_start:s_end])
                 # Closest ordinal first: "the 64th anniversary of the 1961 treaty".
-                ordinals.sort(key=lambda o: abs(o.start + s_start - hit.start))
+                ordinals = sorted(self._sentence_ordinals(hit.field, s_start, s_end),
+                                  key=lambda o: abs(o.start + s_start - hit.start))
                 found = resolve(candidates, [o.value for o in ordinals], self.on, self.sides)
                 if found is not None:
                     return hit, found
         return None
+
+    def _sentence_ordinals(self, field: int, start: int, end: int) -> list[Ordinal]:
+        """Ordinals of one sentence, found once however many event mentions it holds."""
+        key = (field, start, end)
+        if key not in self._ordinals:
+            self._ordinals[key] = find_ordinals(self.fields[field].norm[start:end])
+        return self._ordinals[key]
 
     def _evidence(self, rule_id: str, term: _CTerm, hit: _Hit,
                   resolution: tuple[_Hit, Resolution] | None) -> dict[str, Any]:
@@ -607,6 +628,17 @@ class _Context:
             out["kind"] = "anniversary"
             out.update(resolution[1].evidence())
         return out
+
+
+def _regex_hits(pattern: Any, fi: int, text: str) -> list[_Hit]:
+    """Non-empty matches of ``pattern`` in ``text``, at most :data:`MAX_REGEX_MATCHES`."""
+    out: list[_Hit] = []
+    for m in pattern.finditer(text):
+        if m.end() > m.start():
+            out.append(_Hit(fi, m.start(), m.end(), -1))
+            if len(out) >= MAX_REGEX_MATCHES:
+                break
+    return out
 
 
 def _event_filter(term: _CTerm) -> frozenset[str] | bool | None:
