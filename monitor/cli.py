@@ -19,7 +19,7 @@ import typer
 
 from monitor import store
 from monitor.config import Settings, load_settings
-from monitor.db import current_revision, head_revision, make_engine, redact_url, session_scope, upgrade
+from monitor.db import current_revision, head_revision, make_engine, read_scope, redact_url, session_scope, upgrade
 from monitor.domain import Document
 from monitor.errors import ConfigError, DatabaseError, MonitorError, WatchlistError
 from monitor.logs import setup_logging
@@ -276,7 +276,7 @@ def hits(
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_schema(engine)
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         rows = store.list_hits(session, watchlist=watchlist, limit=limit)
     for hit in rows:
         if format == "jsonl":
@@ -311,7 +311,7 @@ def feeds_list(
 
     ctx = _open(now=utcnow())
     now = utcnow()
-    with session_scope(ctx.engine) as session:
+    with read_scope(ctx.engine) as session:
         rows = store.list_feeds(session)
     for row in rows:
         problem = store.feed_problem(row, now=now, failing_for=ctx.settings.source_problem_after)
@@ -383,7 +383,7 @@ def feeds_export(
     from monitor.pipeline import utcnow
 
     ctx = _open(now=utcnow())
-    with session_scope(ctx.engine) as session:
+    with read_scope(ctx.engine) as session:
         rows = [f for f in store.list_feeds(session) if f.active]
     data = export_opml([OpmlFeed(url=f.url, title=f.name, category=f.category) for f in rows])
     if output is None:
@@ -470,7 +470,7 @@ def watchlists_backtest(
     would: set[int] = set()
     titles: dict[int, str] = {}
     scanned = 0
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         stored = store.stored_hit_items(session, name, since=start)
         for item in store.iter_items(session, since=start):
             scanned += 1
@@ -544,7 +544,7 @@ def deliveries_list(
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_schema(engine)
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         rows = store.list_deliveries(session, status=status)
     for d in rows:
         nxt = d.next_attempt_at.isoformat() if d.next_attempt_at and d.status == "pending" else "-"
@@ -637,7 +637,7 @@ def status(
     if revision != head:
         problems.append(f"database at revision {revision or '(empty)'}, code needs {head} (run 'monitor db upgrade')")
     else:
-        with session_scope(engine) as session:
+        with read_scope(engine) as session:
             workers = store.list_workers(session)
             counts = store.health_counts(session, now=now, overdue_after=max(max_age, 600))
         report["workers"] = [

@@ -15,7 +15,7 @@ the candidate rules they trigger, never to the number of watchlists.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -447,6 +447,9 @@ class _Context:
         self.on = on
         self._regex_cache: dict[Any, list[_Hit]] = {}
         self._ordinals: dict[tuple[int, int, int], list[Ordinal]] = {}
+        self._term_cache: dict[int, list[_Hit]] = {}  # by id of a compiled term (they live as long as the matcher)
+        self._word_index: dict[int, tuple[list[_Hit], dict[int, tuple[list[int], list[tuple[int, int, _Hit]]]]]] = {}
+        self._unit_cache: dict[tuple[int, str], set[tuple[int, int]]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
 
@@ -462,6 +465,9 @@ class _Context:
             if cached is None:
                 cached = self._atom_cache[term.atoms] = [h for h in self.hits if h.atom in term.atoms]
             return cached
+        combined = self._term_cache.get(id(term))
+        if combined is not None:
+            return combined
         out = [h for h in self.hits if h.atom in term.atoms] if term.atoms else []
         for pattern in term.regexes:
             if pattern not in self._regex_cache:
@@ -471,7 +477,35 @@ class _Context:
                         found.extend(_regex_hits(pattern, fi, f.norm))
                 self._regex_cache[pattern] = found
             out.extend(self._regex_cache[pattern])
+        self._term_cache[id(term)] = out
         return out
+
+    def _near(self, hs: list[_Hit], field: int, word: int, within: int) -> list[_Hit]:
+        """The hits of ``hs`` in ``field`` at most ``within`` words from ``word``, in ``hs`` order.
+
+        Hits are indexed by word once per list, so each window costs a bisection, not a scan
+        of every hit (which made many mentions in one item quadratic).
+        """
+        index = self._word_index.get(id(hs))
+        if index is None or index[0] is not hs:
+            per_field: dict[int, list[tuple[int, int, _Hit]]] = defaultdict(list)
+            for i, h in enumerate(hs):
+                per_field[h.field].append((self.fields[h.field].word_of(h.start), i, h))
+            built = {fi: ([w for w, _, _ in rows], rows) for fi, rows in
+                     ((fi, sorted(rows, key=lambda r: (r[0], r[1]))) for fi, rows in per_field.items())}
+            index = (hs, built)
+            self._word_index[id(hs)] = index
+        words, rows = index[1].get(field, ([], []))
+        lo, hi = bisect_left(words, word - within), bisect_right(words, word + within)
+        return [h for _, _, h in sorted(rows[lo:hi], key=lambda r: r[1])]
+
+    def _units(self, term: _CTerm, within: str) -> set[tuple[int, int]]:
+        """The sentences (or paragraphs) where ``term`` has a hit, computed once per term."""
+        key = (id(term), within)
+        units = self._unit_cache.get(key)
+        if units is None:
+            units = self._unit_cache[key] = {self.unit(h, within) for h in self.term_hits(term)}
+        return units
 
     def unit(self, hit: _Hit, within: str | int) -> tuple[int, int]:
         f = self.fields[hit.field]
@@ -542,12 +576,10 @@ class _Context:
             # Anchor on each hit of the rarest term; every other term needs a hit within N words.
             anchor_index = min(range(len(terms)), key=lambda i: len(term_hits[i]))
             for anchor in sorted(term_hits[anchor_index], key=lambda h: (h.field, h.start)):
-                f = self.fields[anchor.field]
-                aw = f.word_of(anchor.start)
+                aw = self.fields[anchor.field].word_of(anchor.start)
                 group = []
                 for i, hs in enumerate(term_hits):
-                    near = [h for h in hs if h.field == anchor.field
-                            and abs(f.word_of(h.start) - aw) <= within] if i != anchor_index else [anchor]
+                    near = self._near(hs, anchor.field, aw, within) if i != anchor_index else [anchor]
                     if not near:
                         break
                     group.append(near)
@@ -572,11 +604,9 @@ class _Context:
             return bool(found) and not group
         anchor = group[0][0]
         if isinstance(within, int):
-            f = self.fields[anchor.field]
-            aw = f.word_of(anchor.start)
-            return any(h.field == anchor.field and abs(f.word_of(h.start) - aw) <= within for h in found)
-        key = self.unit(anchor, within)
-        return any(self.unit(h, within) == key for h in found)
+            aw = self.fields[anchor.field].word_of(anchor.start)
+            return bool(self._near(found, anchor.field, aw, within))
+        return self.unit(anchor, within) in self._units(term, within)
 
     def _resolve(self, terms: list[_CTerm], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
         for term, hs in zip(terms, group, strict=True):
