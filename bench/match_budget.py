@@ -53,6 +53,7 @@ CASES: dict[str, tuple[int, ...]] = {
     "yaml_fanout": (6, 8, 11),  # alias levels, 10 references each
     "config_bomb": (6, 7, 9),
 }
+TEXT_CASES = ("dots", "hits", "events", "near", "blocked", "tags", "words")  # sizes in KB of content
 HIT = "Kim Jong Un met Xi Jinping in Beijing for talks on the friendship treaty"
 
 
@@ -194,7 +195,7 @@ def main() -> None:
     for case in args.cases.split(","):
         for size in CASES[case]:
             shown, note = run(case, size, args.limit, args.memory_mb)
-            unit = "KB" if size in SIZES_KB and case in ("dots", "hits", "events", "near", "blocked", "tags", "words") else ""
+            unit = "KB" if case in TEXT_CASES else ""
             per_kb = ""
             if unit and shown.endswith(" s") and not shown.startswith(">"):
                 per_kb = f"{float(shown[:-2]) / size * 1000:.3f} ms"

@@ -614,12 +614,31 @@ def digest_preview(
         typer.echo(f"HTML written to {html}")
 
 
+def _stuck_cycles(workers: list[dict[str, Any]], *, now: datetime, stuck_after: int) -> list[str]:
+    """A live worker whose poll or delivery cycle started more than ``stuck_after`` seconds ago is stuck:
+    its heartbeat still beats (another thread sends it) while the work it exists for does not move."""
+    problems = []
+    for w in workers:
+        running = w["last"].get("running") if w["alive"] and isinstance(w["last"], dict) else None
+        for name, started in (running or {}).items():
+            try:
+                age = (now - datetime.fromisoformat(started)).total_seconds()
+            except (TypeError, ValueError):
+                continue
+            if age > stuck_after:
+                problems.append(f"worker {w['owner']}: {name} cycle running for {round(age)} s "
+                                f"without finishing (limit {stuck_after} s)")
+    return problems
+
+
 @app.command()
 def status(
     max_age: Annotated[int, typer.Option(help="A worker is alive if its heartbeat is younger (seconds).")] = 120,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     this_host: Annotated[bool, typer.Option("--this-host", help="Healthy only if a worker on this host is alive "
                                                               "(a container's own health check).")] = False,
+    stuck_after: Annotated[int, typer.Option(help="Unhealthy when a worker's poll or delivery cycle has been running "
+                                                  "longer than this (seconds).")] = 900,
 ) -> None:
     """Workers' heartbeats, feeds due, deliveries pending/dead; exit 1 when unhealthy (for health checks)."""
     from monitor.pipeline import utcnow
@@ -655,6 +674,7 @@ def status(
         if not any(w["alive"] for w in mine):
             where = " on this host" if this_host else ""
             problems.append(f"no worker{where} has sent a heartbeat in the last {max_age} s")
+        problems.extend(_stuck_cycles(mine, now=now, stuck_after=stuck_after))
     report["healthy"] = not problems
     report["problems"] = problems
     if format == "json":

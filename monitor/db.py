@@ -80,13 +80,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 def read_scope(engine: Engine) -> Iterator[Session]:
     """One read-only transaction (deferred on SQLite: it neither waits for nor blocks writers).
 
-    Use it for anything that only reads; writes inside it are a mistake and are rolled back.
+    Use it for anything that only reads. The transaction ends with a commit (nothing to write)
+    so the rows read stay loaded after the block, as with :func:`session_scope`.
     """
     with Session(reader(engine), expire_on_commit=False) as session:
         try:
             yield session
-        finally:
+            session.commit()
+        except BaseException:
             session.rollback()
+            raise
 
 
 def reader(engine: Engine) -> Engine:

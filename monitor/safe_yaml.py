@@ -36,7 +36,7 @@ class _StrictLoader(yaml.SafeLoader):
             raise ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
         self._depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -45,7 +45,7 @@ def compose(text: str) -> yaml.Node | None:
     """The node tree of ``text`` (line numbers kept), refusing anchors, aliases and deep nesting."""
     loader = _StrictLoader(text)
     try:
-        return loader.get_single_node()  # type: ignore[no-any-return]
+        return loader.get_single_node()
     finally:
         loader.dispose()
 
