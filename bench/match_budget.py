@@ -17,7 +17,7 @@ Cases:
   words       "a " repeated after a hit (word windows)
   user_regex  a watchlist regex ``(\\w+\\s?)+:`` on a title of N characters
   alternation an alias of ``{a|b}`` repeated N times (size = repetitions), loaded and compiled
-  yaml_fanout a watchlist whose cues use an N-level alias fan-out (size = levels)
+  yaml_fanout a watchlist whose ``any:`` terms use an N-level alias fan-out (size = levels)
   config_bomb monitor.yaml with an N-level alias fan-out (size = levels)
 
 Usage: python bench/match_budget.py [--cases dots,hits] [--limit 60] [--memory-mb 2048]
@@ -98,6 +98,14 @@ def _fanout(levels: int, indent: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _term_fanout(levels: int) -> str:
+    """Rules whose ``any:`` terms each hold ten aliases of the level below: 10**levels terms when walked."""
+    rules = ["rules:", "  - id: r0", "    all: [&t0 {phrase: [x]}]"]
+    for i in range(1, levels + 1):
+        rules += [f"  - id: r{i}", f"    all: [&t{i} {{any: [" + ", ".join([f"*t{i - 1}"] * 10) + "]}]"]
+    return "\n".join(rules) + "\n"
+
+
 def build(case: str, size: int) -> Callable[[], object]:
     """The timed call for one case and size (setup happens here, untimed)."""
     if case == "dots":
@@ -131,7 +139,7 @@ def build(case: str, size: int) -> Callable[[], object]:
                               "      - actor: kim_jong_un\n      - bomb\n")
         return lambda: Matcher.compile(load_watchlists(folder))
     if case == "yaml_fanout":
-        folder = _folder_with(HEAD + "cues:\n" + _fanout(size, "  ") + "rules:\n  - id: r\n    all: [a0]\n")
+        folder = _folder_with(HEAD + _term_fanout(size))
         return lambda: Matcher.compile(load_watchlists(folder))
     if case == "config_bomb":
         from monitor.config import load_settings

@@ -72,10 +72,15 @@ def alias_fan_out(levels: int) -> str:
 
 
 def test_alias_fan_out_in_a_watchlist_is_refused(tmp_path: Path) -> None:
-    folder = folder_with(tmp_path, "fan.yaml", WATCHLIST_HEAD + "cues:\n  " + alias_fan_out(11).replace("\n", "\n  "))
+    # Each level's "any:" holds ten aliases of the level below: walking it would visit 10**11 terms.
+    rules = ["rules:", "  - id: r0", "    all: [&t0 {phrase: [x]}]"]
+    for i in range(1, 12):
+        rules += [f"  - id: r{i}", f"    all: [&t{i} {{any: [" + ", ".join([f"*t{i - 1}"] * 10) + "]}]"]
+    folder = folder_with(tmp_path, "fan.yaml", WATCHLIST_HEAD + "\n".join(rules) + "\n")
     result = load_watchlists(folder)
     errors = [e for e in result.errors if e.path and e.path.endswith("fan.yaml")]
     assert len(errors) == 1 and "anchors and aliases" in str(errors[0])
+    assert errors[0].line == 8
 
 
 def test_alias_bomb_in_monitor_yaml_is_refused_before_anything_expands(tmp_path: Path) -> None:
