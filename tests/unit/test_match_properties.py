@@ -6,7 +6,9 @@ anything into an answer (matches, or errors with file and line), never into a cr
 
 from __future__ import annotations
 
+import signal
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from monitor.config import load_settings
 from monitor.domain import Document
 from monitor.errors import ConfigError
 from monitor.match import Matcher, load_watchlists
+from monitor.match.engine import FIELD_CAPS
 from monitor.match.regex import RegexError, compile_regex
 from monitor.match.watchlist import check_alias, count_variants, expand_alias
 
@@ -104,11 +107,37 @@ def test_any_regex_either_compiles_with_re2_or_is_refused_with_a_reason(pattern:
     list(compiled.finditer("kim jong un said: 75th anniversary 中国 " * 3))
 
 
-@pytest.mark.parametrize("kb", [64, 256])
-def test_worst_case_texts_are_matched_in_full(kb: int) -> None:
-    """Big hostile fields are handled (capped, linearly), and a real hit in them is still found."""
-    hit = "Kim Jong Un arrives in Beijing for talks with Xi Jinping. "
-    for filler in (".", "<!--<a", "a ", "Xi Jinping in Pyongyang with the embassy staff, "):
-        content = hit + filler * (kb * 1024 // len(filler))
-        doc = Document(title="x", content=content)
-        assert "delegation_visits" in {m.watchlist for m in MATCHER.match(doc)}
+@pytest.fixture
+def hang_guard() -> Iterator[None]:
+    """Fail instead of hanging the suite if matching is not linear (a safety net, not a timing assertion)."""
+
+    def _timeout(_signum: int, _frame: object) -> None:
+        raise TimeoutError("matching took far too long: super-linear in the text")
+
+    previous = signal.signal(signal.SIGALRM, _timeout)
+    signal.alarm(60)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+HIT = "Kim Jong Un arrives in Beijing for talks with Xi Jinping. "
+
+
+@pytest.mark.usefixtures("hang_guard")
+@pytest.mark.parametrize("filler", [".", "!?;", "<!--<a", "a ", "Xi Jinping in Pyongyang with the embassy staff, ",
+                                    "Xi Jinping visited Pyongyang with the embassy staff. ",
+                                    "Kim Jong Un marks the 64th anniversary of the treaty with China, "])
+def test_worst_case_texts_are_matched_in_full(filler: str) -> None:
+    """Big hostile fields (after a real hit) are read linearly, and the hit in them is still found."""
+    content = HIT + filler * (256 * 1024 // len(filler))
+    doc = Document(title="x", content=content)
+    assert "delegation_visits" in {m.watchlist for m in MATCHER.match(doc)}
+
+
+def test_text_past_a_field_cap_is_not_read() -> None:
+    content = "a " * (FIELD_CAPS["content"] // 2) + HIT
+    assert MATCHER.match(Document(title="x", content=content)) == []
+    assert MATCHER.match(Document(title="x", content=HIT + content))
