@@ -85,26 +85,35 @@ def touch_later(path: Path) -> None:
 VISIT = Document(title="Chinese delegation led by Zhao Leji arrives in Pyongyang for talks with Kim Jong Un")
 
 
-@pytest.mark.parametrize("edit", [
-    "rules: &loop\n  - id: a\n    all: *loop\n",  # a self-referencing anchor
-    "cues:\n  c: [\"" + "{a|b}" * 26 + "\"]\nrules:\n  - id: a\n    all: [c]\n",  # 67 million spellings
-    "rules: " + "[" * 5000 + "]" * 5000 + "\n",  # nesting deep enough to exhaust recursion
+HOSTILE_HEAD = "kind: watchlist\nname: hostile\ntitle: H\nversion: '1'\nseverity: low\n"
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    # An edit of a working list: a term that contains itself (endless recursion when walked).
+    ("delegation_visits.yaml", None),
+    # A new list whose one alias stands for 67 million spellings.
+    ("hostile.yaml", HOSTILE_HEAD + "cues:\n  c: [\"" + "{a|b}" * 26 + "\"]\nrules:\n  - id: a\n    all: [c]\n"),
+    # A new list nested deep enough to exhaust the parser's recursion.
+    ("hostile.yaml", HOSTILE_HEAD + "rules: " + "[" * 5000 + "]" * 5000 + "\n"),
 ])
-def test_a_hostile_edit_keeps_the_last_good_watchlists_and_polling_goes_on(
-        tmp_path: Path, server: FeedServer, edit: str) -> None:
+def test_a_hostile_watchlist_keeps_the_good_ones_running_and_polling_goes_on(
+        tmp_path: Path, server: FeedServer, name: str, text: str | None) -> None:
     folder = tmp_path / "watchlists"
     shutil.copytree(ROOT / "watchlists", folder)
     server.set_route("/wire.xml", body=rss(RELEVANT), headers={"Content-Type": "application/rss+xml"})
     ctx = context(tmp_path, [server.url("/wire.xml")], watchlists=folder)
 
-    visits = folder / "delegation_visits.yaml"
-    head = visits.read_text(encoding="utf-8").split("rules:", 1)[0]
-    visits.write_text(head + edit, encoding="utf-8")
-    touch_later(visits)
+    path = folder / name
+    if text is None:
+        good = path.read_text(encoding="utf-8")
+        text = good.replace("rules:\n", "rules:\n  - id: loop\n    all: &loop\n      - any: *loop\n", 1)
+        assert text != good
+    path.write_text(text, encoding="utf-8")
+    touch_later(path)
 
     summary = poll_cycle(ctx, now=datetime.now(UTC), all_feeds=True)  # reloads the folder first
     assert summary.feeds_failed == 0 and summary.new_items == len(RELEVANT)
-    assert summary.hits["delegation_visits"] >= 1  # the last good version still matched
+    assert summary.hits["delegation_visits"] >= 1  # the good (or last good) version still matched
     ctx.close()
 
 
