@@ -322,7 +322,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
     data: dict[str, Any] = {}
     if config_path.exists():
         try:
-            # Anchors and aliases are refused: a 500-byte alias bomb would otherwise expand to
+            # Aliases are capped while parsing: a 500-byte alias bomb would otherwise expand to
             # gigabytes before a single key is checked (see monitor/safe_yaml.py).
             raw = safe_yaml.load(config_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:

@@ -43,7 +43,8 @@ def test_validate_reports_hostile_files_with_file_and_line_and_no_traceback(tmp_
     validate = cli("watchlists", "validate", check=False)
     assert validate.returncode == 2
     assert "Traceback" not in validate.stderr and "Error:" not in validate.stderr
-    assert f"{folder / 'loop.yaml'}:6: invalid YAML: YAML anchors and aliases" in validate.stderr
+    assert f"{folder / 'loop.yaml'}:8: invalid YAML: alias *loop refers to a value that contains it" \
+        in validate.stderr
     assert f"{folder / 'alt.yaml'}:7: alias" in validate.stderr and "expands to 67108864 variants, limit 1000" \
         in validate.stderr
     assert f"{folder / 'regex.yaml'}:10: rule 'a': regex" in validate.stderr and "RE2 syntax" in validate.stderr

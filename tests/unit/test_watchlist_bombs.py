@@ -6,6 +6,7 @@ guard below is only a safety net so a regression fails instead of hanging the su
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -59,9 +60,25 @@ def test_self_referencing_anchor_is_refused_with_its_line(tmp_path: Path) -> Non
     folder = folder_with(tmp_path, "self.yaml", WATCHLIST_HEAD + "rules: &loop\n  - id: a\n    all: *loop\n")
     result = load_watchlists(folder)
     [error] = [e for e in result.errors if e.path and e.path.endswith("self.yaml")]
-    assert error.line == 6
-    assert "anchors and aliases" in str(error)
+    assert error.line == 8
+    assert "alias *loop refers to a value that contains it" in str(error)
     assert {w.name for w in result.watchlists} == {"anniversaries", "defense_treaties", "delegation_visits"}
+
+
+def test_aliases_that_add_little_are_fine(tmp_path: Path) -> None:
+    """``yaml.safe_dump`` writes anchors for a value used twice; such files load as written out."""
+    text = WATCHLIST_HEAD + """\
+cues:
+  visit: &verbs [arrive*, visit*]
+  trip: *verbs
+rules:
+  - id: r
+    all: [{actor: kim_jong_un}, trip]
+"""
+    result = load_watchlists(folder_with(tmp_path, "shared.yaml", text))
+    assert result.errors == []
+    [hostile] = [w for w in result.watchlists if w.name == "hostile"]
+    assert hostile.cues["trip"] == ("arrive*", "visit*")
 
 
 def alias_fan_out(levels: int) -> str:
@@ -79,8 +96,8 @@ def test_alias_fan_out_in_a_watchlist_is_refused(tmp_path: Path) -> None:
     folder = folder_with(tmp_path, "fan.yaml", WATCHLIST_HEAD + "\n".join(rules) + "\n")
     result = load_watchlists(folder)
     errors = [e for e in result.errors if e.path and e.path.endswith("fan.yaml")]
-    assert len(errors) == 1 and "anchors and aliases" in str(errors[0])
-    assert errors[0].line == 8
+    assert len(errors) == 1 and "aliases expand to more than 100000 values" in str(errors[0])
+    assert errors[0].line is not None
 
 
 def test_alias_bomb_in_monitor_yaml_is_refused_before_anything_expands(tmp_path: Path) -> None:
@@ -90,8 +107,8 @@ def test_alias_bomb_in_monitor_yaml_is_refused_before_anything_expands(tmp_path:
     path.write_text(bomb, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_settings(path)
-    assert f"{path}:1: not valid YAML" in str(err.value)
-    assert "anchors and aliases" in str(err.value)
+    assert re.search(rf"{re.escape(str(path))}:\d+: not valid YAML", str(err.value))
+    assert "aliases expand to more than 100000 values" in str(err.value)
 
 
 def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path: Path) -> None:
