@@ -161,7 +161,6 @@ class CycleStopped(Exception):
     """The process is shutting down: the cycle stops where it is; unfinished feeds' leases are released."""
 
 
-
 @dataclass
 class Context:
     """What the cycles need, built once at the entry point."""
