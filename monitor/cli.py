@@ -19,7 +19,7 @@ import typer
 
 from monitor import store
 from monitor.config import Settings, load_settings
-from monitor.db import current_revision, head_revision, make_engine, redact_url, session_scope, upgrade
+from monitor.db import current_revision, head_revision, make_engine, read_scope, redact_url, session_scope, upgrade
 from monitor.domain import Document
 from monitor.errors import ConfigError, DatabaseError, MonitorError, WatchlistError
 from monitor.logs import setup_logging
@@ -277,7 +277,7 @@ def hits(
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_schema(engine)
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         rows = store.list_hits(session, watchlist=watchlist, limit=limit)
     for hit in rows:
         if format == "jsonl":
@@ -312,7 +312,7 @@ def feeds_list(
 
     ctx = _open(now=utcnow())
     now = utcnow()
-    with session_scope(ctx.engine) as session:
+    with read_scope(ctx.engine) as session:
         rows = store.list_feeds(session)
     for row in rows:
         problem = store.feed_problem(row, now=now, failing_for=ctx.settings.source_problem_after)
@@ -386,7 +386,7 @@ def feeds_export(
     from monitor.pipeline import utcnow
 
     ctx = _open(now=utcnow())
-    with session_scope(ctx.engine) as session:
+    with read_scope(ctx.engine) as session:
         rows = [f for f in store.list_feeds(session) if f.active]
     data = export_opml([OpmlFeed(url=f.url, title=f.name, category=f.category) for f in rows])
     if output is None:
@@ -512,7 +512,7 @@ def watchlists_backtest(
     would: set[int] = set()
     titles: dict[int, str] = {}
     scanned = 0
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         stored = store.stored_hit_items(session, name, since=start)
         for item in store.iter_items(session, since=start):
             scanned += 1
@@ -586,7 +586,7 @@ def deliveries_list(
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_schema(engine)
-    with session_scope(engine) as session:
+    with read_scope(engine) as session:
         rows = store.list_deliveries(session, status=status)
     for d in rows:
         nxt = d.next_attempt_at.isoformat() if d.next_attempt_at and d.status == "pending" else "-"
@@ -656,12 +656,31 @@ def digest_preview(
         typer.echo(f"HTML written to {html}")
 
 
+def _stuck_cycles(workers: list[dict[str, Any]], *, now: datetime, stuck_after: int) -> list[str]:
+    """A live worker whose poll or delivery cycle started more than ``stuck_after`` seconds ago is stuck:
+    its heartbeat still beats (another thread sends it) while the work it exists for does not move."""
+    problems = []
+    for w in workers:
+        running = w["last"].get("running") if w["alive"] and isinstance(w["last"], dict) else None
+        for name, started in (running or {}).items():
+            try:
+                age = (now - datetime.fromisoformat(started)).total_seconds()
+            except (TypeError, ValueError):
+                continue
+            if age > stuck_after:
+                problems.append(f"worker {w['owner']}: {name} cycle running for {round(age)} s "
+                                f"without finishing (limit {stuck_after} s)")
+    return problems
+
+
 @app.command()
 def status(
     max_age: Annotated[int, typer.Option(help="A worker is alive if its heartbeat is younger (seconds).")] = 120,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
     this_host: Annotated[bool, typer.Option("--this-host", help="Healthy only if a worker on this host is alive "
                                                               "(a container's own health check).")] = False,
+    stuck_after: Annotated[int, typer.Option(help="Unhealthy when a worker's poll or delivery cycle has been running "
+                                                  "longer than this (seconds).")] = 900,
 ) -> None:
     """Workers' heartbeats, feeds due, deliveries pending/dead; exit 1 when unhealthy (for health checks)."""
     from monitor.pipeline import utcnow
@@ -679,7 +698,7 @@ def status(
     if revision != head:
         problems.append(f"database at revision {revision or '(empty)'}, code needs {head} (run 'monitor db upgrade')")
     else:
-        with session_scope(engine) as session:
+        with read_scope(engine) as session:
             workers = store.list_workers(session)
             counts = store.health_counts(session, now=now, overdue_after=max(max_age, 600))
         report["workers"] = [
@@ -697,6 +716,7 @@ def status(
         if not any(w["alive"] for w in mine):
             where = " on this host" if this_host else ""
             problems.append(f"no worker{where} has sent a heartbeat in the last {max_age} s")
+        problems.extend(_stuck_cycles(mine, now=now, stuck_after=stuck_after))
     report["healthy"] = not problems
     report["problems"] = problems
     if format == "json":

@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from monitor import safe_yaml
 from monitor.errors import ConfigError
 from monitor.redact import redact
 
@@ -362,11 +363,15 @@ def load_settings(path: str | Path | None = None) -> Settings:
     data: dict[str, Any] = {}
     if config_path.exists():
         try:
-            raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+            # Aliases are capped while parsing: a 500-byte alias bomb would otherwise expand to
+            # gigabytes before a single key is checked (see monitor/safe_yaml.py).
+            raw = safe_yaml.load(config_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{config_path}{where}: not valid YAML: {exc}") from exc
+            reason, line = safe_yaml.describe(exc)
+            where = f":{line}" if line is not None else ""
+            raise ConfigError(f"{config_path}{where}: not valid YAML: {reason}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{config_path}: not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"{config_path}: cannot read: {exc.strerror}") from exc
         if raw is None:

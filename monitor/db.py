@@ -2,8 +2,11 @@
 
 SQLite runs in WAL mode and opens every write transaction with
 ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing halfway
-through with "database is locked". The schema is created and upgraded by
-Alembic (``monitor/migrations``) on SQLite as on PostgreSQL.
+through with "database is locked". Read-only work (``status``, ``hits``,
+``deliveries list``) goes through :func:`read_scope`, whose transactions are
+deferred: in WAL mode they read a snapshot and never wait for a writer, however
+long its transaction. The schema is created and upgraded by Alembic
+(``monitor/migrations``) on SQLite as on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlmodel import Session
 from monitor.errors import DatabaseError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+READ_ONLY = "monitor_read_only"  # execution option: this connection only reads
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -56,7 +60,8 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Only writers take the write lock; a reader behind a long writer reads its snapshot.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 @contextmanager
@@ -69,6 +74,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """One read-only transaction (deferred on SQLite: it neither waits for nor blocks writers).
+
+    Use it for anything that only reads. The transaction ends with a commit (nothing to write)
+    so the rows read stay loaded after the block, as with :func:`session_scope`.
+    """
+    with Session(reader(engine), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for reads only: its transactions begin deferred on SQLite."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
@@ -102,7 +128,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def current_revision(engine: Engine) -> str | None:
     try:
-        with engine.connect() as connection:
+        with reader(engine).connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"cannot reach the database {redact_url(engine.url)}: {exc.orig}") from exc

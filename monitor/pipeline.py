@@ -9,27 +9,30 @@ recorded on their row, and the cycle goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor import store
 from monitor.config import Settings, SubscriptionConfig
-from monitor.db import current_revision, head_revision, make_engine, redact_url, session_scope, upgrade
+from monitor.db import current_revision, head_revision, make_engine, read_scope, redact_url, session_scope, upgrade
 from monitor.deliver.chat import render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, split_digest
 from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
@@ -38,7 +41,7 @@ from monitor.deliver.render import render_email, render_webhook
 from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
-from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError
+from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError, WatchlistError
 from monitor.ingest.cluster import DEFAULT_THRESHOLD, StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
@@ -61,6 +64,7 @@ STORY_THRESHOLD = DEFAULT_THRESHOLD
 # batch, works it, claims the next) and that a batch always finishes well inside its lease.
 POLL_BATCH = 250
 PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
+STOP_CHECK_SECONDS = 0.2  # how often a poll in flight looks for a shutdown request
 
 
 def utcnow() -> datetime:
@@ -98,9 +102,24 @@ class WatchlistSource:
         return tuple(out)
 
     def get(self) -> Matcher:
+        """The matcher for the folder as it is now, or the last good one when the folder is broken.
+
+        Never raises once a good version has been loaded: whatever goes wrong while loading
+        or compiling (a bad file, an unforeseen bug) is logged and the last good matcher runs on.
+        """
         stamp = self._files_stamp()
         if self.matcher is not None and stamp == self._stamp:
             return self.matcher
+        try:
+            return self._reload(stamp)
+        except Exception as exc:
+            if self.matcher is None:
+                raise WatchlistError(f"the watchlists in {self.folder} could not be loaded: {exc}") from exc
+            self._stamp = stamp  # report once per change, not on every cycle
+            log.error("watchlists could not be loaded (%s); keeping the previous ones", exc)
+            return self.matcher
+
+    def _reload(self, stamp: tuple[tuple[str, int, int], ...]) -> Matcher:
         result = load_watchlists(self.folder)
         for error in result.errors:
             log.error("watchlist invalid: %s", error, extra={"watchlist": error.path})
@@ -111,13 +130,7 @@ class WatchlistSource:
                 log.warning("keeping the previous watchlists until the errors above are fixed")
                 return self.matcher
             result = merged
-        try:
-            matcher = Matcher.compile(result)
-        except Exception:
-            if self.matcher is None:
-                raise
-            log.exception("watchlists did not compile; keeping the previous ones")
-            return self.matcher
+        matcher = Matcher.compile(result)
         self.result, self.matcher = result, matcher
         return self.matcher
 
@@ -145,6 +158,10 @@ class WatchlistSource:
 # --- context ------------------------------------------------------------------------------------
 
 
+class CycleStopped(Exception):
+    """The process is shutting down: the cycle stops where it is; unfinished feeds' leases are released."""
+
+
 @dataclass
 class Context:
     """What the cycles need, built once at the entry point."""
@@ -158,7 +175,15 @@ class Context:
     monotonic: Callable[[], float] = time.monotonic  # elapsed time within a cycle (injectable for tests)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last: dict[str, object] = field(default_factory=dict)  # last cycles' summaries, for the heartbeat
+    # Cycles in flight and when they started (the heartbeat carries them; ``status`` flags one stuck).
+    running: dict[str, datetime] = field(default_factory=dict)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: wind down now
     _pool: ProcessPoolExecutor | None = None
+
+    def check_stop(self) -> None:
+        """Raise :class:`CycleStopped` once shutdown has begun (called between units of work)."""
+        if self.stopping.is_set():
+            raise CycleStopped()
 
     def parse_pool(self) -> ProcessPoolExecutor | None:
         """Worker processes for parsing, started on first use and kept for later cycles."""
@@ -218,9 +243,10 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
 
 def beat(ctx: Context, *, now: datetime) -> None:
     """Record this process's heartbeat (``monitor status`` reads it)."""
+    running = {name: started.isoformat() for name, started in list(ctx.running.items())}
     with session_scope(ctx.engine) as session:
         store.heartbeat(session, owner=ctx.owner, hostname=socket.gethostname(), pid=os.getpid(),
-                        started_at=ctx.started_at, now=now, info=ctx.last)
+                        started_at=ctx.started_at, now=now, info={**ctx.last, "running": running})
 
 
 def prune_cycle(ctx: Context, *, now: datetime, dry_run: bool = False) -> dict[str, int]:
@@ -255,16 +281,23 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     started = time.perf_counter()
     summary = PollSummary()
     matcher = ctx.watchlists.get()
-    while True:
-        claimed = store.claim_due_feeds(
-            ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=POLL_BATCH,
-            include_not_due=all_feeds, not_polled_since=now if all_feeds else None,
-        )
-        if not claimed:
-            break
-        asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary))
-        if len(claimed) < POLL_BATCH:
-            break
+    try:
+        while not ctx.stopping.is_set():
+            claimed = store.claim_due_feeds(
+                ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=POLL_BATCH,
+                include_not_due=all_feeds, not_polled_since=now if all_feeds else None,
+            )
+            if not claimed:
+                break
+            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary))
+            if len(claimed) < POLL_BATCH:
+                break
+    except CycleStopped:
+        # Feeds claimed but not finished go back at once (their due time is unchanged), so
+        # another worker, or this one after a restart, polls them without waiting for the lease.
+        with session_scope(ctx.engine) as session:
+            released = store.release_feed_leases(session, owner=ctx.owner)
+        log.info("poll cycle stopped for shutdown; %d unfinished feeds released", released)
     summary.duration_ms = (time.perf_counter() - started) * 1000
     ctx.last["poll"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors)}
     log.info(
@@ -328,20 +361,45 @@ async def _poll_feeds(
         return feed, result, prepared
 
     writes = _StateWrites(ctx.engine)
-    try:
-        async with build_client(policy) as client:
-            for next_done in asyncio.as_completed([one(f) for f in feeds]):
+
+    async def work() -> None:
+        tasks = [asyncio.ensure_future(one(f)) for f in feeds]
+        try:
+            for next_done in asyncio.as_completed(tasks):
                 feed, outcome, prepared = await next_done
                 summary.feeds_polled += 1
                 try:
                     _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes,
                                    prepared=prepared)
+                except CycleStopped:
+                    raise
                 except Exception as exc:  # one bad feed never stops the cycle
                     log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
                     _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
                                     writes=writes)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        async with build_client(policy) as client:
+            await _until_stopped(ctx, work())
     finally:
         writes.flush()
+
+
+async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; when shutdown begins, cancel it (requests in flight included) and raise CycleStopped."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=STOP_CHECK_SECONDS)
+        if not task.done() and ctx.stopping.is_set():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CycleStopped):
+                await task
+            raise CycleStopped()
+    task.result()
 
 
 def _next_poll(feed: store.ClaimedFeed, settings: Settings, now: datetime, *, gap: float | None,
@@ -430,12 +488,18 @@ def _store_outcome(
         (not feed.first_poll) or (it.published_at is not None and it.published_at >= window_start)
         for it in items
     ]
+    # Match first, outside any write transaction, so the write lock is held for inserts only
+    # (a slow item never makes other commands wait or fail with "database is locked").
+    matches = _match_unseen(ctx, items, alertable, matcher, now=now)
     with session_scope(ctx.engine) as session:
         new = store.insert_new_items(session, feed.id, items, alertable=alertable)
         hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
-                hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))
+                found = matches.get(item.fingerprint)
+                if found is None:  # unseen a moment ago and matched only now: rare (pruned meanwhile)
+                    found = matcher.match(_document(item), on=_reference_date(item, now))
+                hits.extend((item_id, m) for m in found)
         store.insert_hits(session, hits, now=now)
         # Stories only matter for what is delivered: group the items that hit a watchlist (a few
         # in a hundred), not the whole stream, which keeps the story index small and writes cheap.
@@ -454,6 +518,23 @@ def _store_outcome(
         summary.hits[m.watchlist] += 1
     log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": len(new),
                                    "hits": len(hits)})
+
+
+def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matcher: Matcher, *,
+                  now: datetime) -> dict[str, list[Match]]:
+    """Matches of the alertable items the database has not seen, by fingerprint; no write lock held.
+
+    Items another worker inserts meanwhile are matched for nothing: the insert that follows
+    tells which items are new, and only their matches become hits.
+    """
+    with read_scope(ctx.engine) as session:
+        known = store.known_fingerprints(session, (it.fingerprint for it in items))
+    matches: dict[str, list[Match]] = {}
+    for item, ok in zip(items, alertable, strict=True):
+        if ok and item.fingerprint not in known and item.fingerprint not in matches:
+            ctx.check_stop()
+            matches[item.fingerprint] = matcher.match(_document(item), on=_reference_date(item, now))
+    return matches
 
 
 @dataclass(frozen=True, slots=True)

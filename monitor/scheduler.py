@@ -2,8 +2,11 @@
 
 The scheduler keeps nothing that matters after a restart: due-ness lives in the
 database (``feeds.next_poll_at``, ``subscriptions.next_due_at``,
-``deliveries.next_attempt_at``). SIGTERM and SIGINT stop new ticks, let the
-cycle in flight finish, and exit.
+``deliveries.next_attempt_at``). SIGTERM and SIGINT stop new ticks and tell the
+cycle in flight to stop where it is: a poll cancels its requests in flight and gives
+its unfinished feeds back (they keep their due time), so the process exits within
+seconds, not after the slowest feed. While a cycle runs, the heartbeat carries its
+start time, so ``monitor status`` can tell a stuck cycle from a live process.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor import store
 from monitor.db import session_scope
-from monitor.pipeline import Context, beat, delivery_cycle, poll_cycle, prune_cycle, utcnow
+from monitor.pipeline import Context, CycleStopped, beat, delivery_cycle, poll_cycle, prune_cycle, utcnow
 
 log = logging.getLogger("monitor")
 
@@ -29,12 +32,21 @@ HEARTBEAT_SECONDS = 30
 PRUNE_SECONDS = 24 * 3600
 
 
-def _guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
+def _guarded(name: str, job: Callable[[], object], ctx: Context | None = None) -> Callable[[], None]:
+    """Run one cycle; with ``ctx``, record it as running (for the heartbeat) while it runs."""
+
     def run() -> None:
+        if ctx is not None:
+            ctx.running[name] = utcnow()
         try:
             job()
+        except CycleStopped:
+            log.info("%s cycle stopped for shutdown", name)
         except Exception:  # a failed cycle (database down, ...) is logged; the next tick retries
             log.exception("%s cycle failed; retrying at the next tick", name)
+        finally:
+            if ctx is not None:
+                ctx.running.pop(name, None)
 
     return run
 
@@ -42,9 +54,9 @@ def _guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
 def run_daemon(ctx: Context, *, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
-    scheduler.add_job(_guarded("poll", lambda: poll_cycle(ctx, now=utcnow())), "interval",
+    scheduler.add_job(_guarded("poll", lambda: poll_cycle(ctx, now=utcnow()), ctx), "interval",
                       seconds=POLL_TICK_SECONDS, id="poll", next_run_time=utcnow())
-    scheduler.add_job(_guarded("delivery", lambda: delivery_cycle(ctx, now=utcnow())), "interval",
+    scheduler.add_job(_guarded("delivery", lambda: delivery_cycle(ctx, now=utcnow()), ctx), "interval",
                       seconds=DELIVERY_TICK_SECONDS, id="deliver", next_run_time=utcnow())
     scheduler.add_job(_guarded("heartbeat", lambda: beat(ctx, now=utcnow())), "interval",
                       seconds=HEARTBEAT_SECONDS, id="heartbeat", next_run_time=utcnow())
@@ -53,7 +65,8 @@ def run_daemon(ctx: Context, *, stop: threading.Event | None = None) -> None:
                       seconds=PRUNE_SECONDS, id="prune", next_run_time=utcnow() + timedelta(minutes=10))
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: finishing in-flight work", signal.Signals(signum).name)
+        log.info("received %s: stopping in-flight work", signal.Signals(signum).name)
+        ctx.stopping.set()
         stop.set()
 
     if threading.current_thread() is threading.main_thread():
@@ -63,9 +76,11 @@ def run_daemon(ctx: Context, *, stop: threading.Event | None = None) -> None:
     log.info("monitor running: %d feeds, %d subscriptions", len(ctx.settings.feeds),
              len(ctx.settings.subscriptions))
     stop.wait()
+    ctx.stopping.set()
     scheduler.shutdown(wait=True)
     try:
         with session_scope(ctx.engine) as session:
+            store.release_feed_leases(session, owner=ctx.owner)
             store.remove_worker(session, ctx.owner)
     except Exception:
         log.warning("could not remove this worker's heartbeat row; it will show as stale")

@@ -171,6 +171,14 @@ def claim_due_feeds(
     return claimed
 
 
+def release_feed_leases(session: Session, *, owner: str) -> int:
+    """Give back every feed lease ``owner`` still holds (at shutdown); returns how many."""
+    result = session.execute(
+        sa.update(Feed).where(col(Feed.lease_owner) == owner, col(Feed.lease_until).is_not(None))
+        .values(lease_until=None, lease_owner=None).execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def record_poll_success(
     session: Session, feed_id: int, *, now: datetime, status: int, etag: str | None,
     last_modified: str | None, next_poll_at: datetime, not_modified: bool, moved_to: str | None = None,
@@ -255,6 +263,16 @@ def list_feeds(session: Session) -> list[Feed]:
 def _insert(session: Session, table: Any) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def known_fingerprints(session: Session, fingerprints: Iterable[str]) -> set[str]:
+    """Which of ``fingerprints`` this database already holds (a read: call it outside write transactions)."""
+    wanted = list(dict.fromkeys(fingerprints))
+    known: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        known.update(session.scalars(sa.select(col(ItemRow.fingerprint)).where(col(ItemRow.fingerprint).in_(chunk))))
+    return known
 
 
 def insert_new_items(

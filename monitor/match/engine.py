@@ -15,7 +15,7 @@ the candidate rules they trigger, never to the number of watchlists.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,7 +25,8 @@ from typing import Any
 import ahocorasick
 
 from monitor.domain import Document, Match
-from monitor.match.anniversaries import CalendarEvent, Resolution, find_ordinals, resolve
+from monitor.match.anniversaries import CalendarEvent, Ordinal, Resolution, find_ordinals, resolve
+from monitor.match.regex import compile_regex
 from monitor.match.watchlist import FIELDS, Actor, LoadResult, Rule, Term, Watchlist, expand_alias
 
 # ---------------------------------------------------------------------------------------------
@@ -83,6 +84,15 @@ def _needs_boundary(ch: str) -> bool:
     return ch.isalnum() and not _is_cjk(ch)
 
 
+# Per-field length caps (characters) applied before matching. What is past them is not read:
+# headlines and summaries are far shorter, and the first 100 KB of an article is where its
+# subject is named. They bound a hostile item's cost whatever the feed sends.
+FIELD_CAPS = {"title": 1_000, "summary": 20_000, "content": 100_000}
+# A watchlist regex reports at most this many matches per field: evidence needs the first one
+# in each window, and the cap keeps a pattern that matches everywhere from costing n² in total.
+MAX_REGEX_MATCHES = 200
+
+
 # ---------------------------------------------------------------------------------------------
 # Compiled values
 
@@ -108,7 +118,7 @@ class _Atom:
 class _CTerm:
     term: Term
     atoms: frozenset[int]
-    regexes: tuple[re.Pattern[str], ...]
+    regexes: tuple[Any, ...]  # RE2 patterns (see monitor.match.regex)
     document: bool
     label: str
     children: tuple[_CTerm, ...] = ()
@@ -175,7 +185,10 @@ class _Field:
 
 # A sentence ends at . ! ? ; (not after Mr/Dr/St or a single letter such as "N." or "U.S.")
 # or at CJK full stops, or at a line break.
-_SENTENCE_END = re.compile(r"[.!?;]+[\"')\]\u201d]*(?=\s|$)|[。！？；\n]")
+# Linear: a run of marks is only tried from its first mark (the look-behind) and possessive
+# quantifiers never give characters back, so "......" without a following space costs one pass,
+# not one pass per dot (which made 60 KB of dots take 85 s).
+_SENTENCE_END = re.compile(r"(?<![.!?;])[.!?;]++[\"')\]\u201d]*+(?=\s|$)|[。！？；\n]")
 _ABBREVIATION = re.compile(r"(?:^|\W)(?:mr|mrs|ms|dr|st|no|vs|\w)$")
 # Sides that may appear around a bilateral anniversary without being another party to it.
 _BYSTANDER_SIDES = frozenset({"media", "usa", "china_historic"})
@@ -289,7 +302,7 @@ class Matcher:
             atoms = frozenset(i for i, a in enumerate(self._atoms) if a.kind == "event"
                               and (allowed is None or allowed.intersection(a.events)))
             return _CTerm(term, atoms, (), document, "event", events=allowed)
-        pattern = re.compile(term.values[0])
+        pattern = compile_regex(term.values[0])
         return _CTerm(term, frozenset(), (pattern,), document, "regex")
 
     def _add_rule(self, index: int, watchlist: Watchlist, rule: Rule, *, exclude: bool) -> None:
@@ -337,7 +350,7 @@ class Matcher:
         hits: list[_Hit] = []
         present: set[int] = set()
         for fi, name in enumerate(FIELDS):
-            text = getattr(doc, name) or ""
+            text = (getattr(doc, name) or "")[: FIELD_CAPS[name]]
             if not text:
                 fields.append(_Field(name, "", "", None))
                 continue
@@ -432,7 +445,11 @@ class _Context:
         self.fields = fields
         self.hits = hits
         self.on = on
-        self._regex_cache: dict[re.Pattern[str], list[_Hit]] = {}
+        self._regex_cache: dict[Any, list[_Hit]] = {}
+        self._ordinals: dict[tuple[int, int, int], list[Ordinal]] = {}
+        self._term_cache: dict[int, list[_Hit]] = {}  # by id of a compiled term (they live as long as the matcher)
+        self._word_index: dict[int, tuple[list[_Hit], dict[int, tuple[list[int], list[tuple[int, int, _Hit]]]]]] = {}
+        self._unit_cache: dict[tuple[int, str], set[tuple[int, int]]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
 
@@ -448,16 +465,47 @@ class _Context:
             if cached is None:
                 cached = self._atom_cache[term.atoms] = [h for h in self.hits if h.atom in term.atoms]
             return cached
+        combined = self._term_cache.get(id(term))
+        if combined is not None:
+            return combined
         out = [h for h in self.hits if h.atom in term.atoms] if term.atoms else []
         for pattern in term.regexes:
             if pattern not in self._regex_cache:
                 found: list[_Hit] = []
                 for fi, f in enumerate(self.fields):
-                    found.extend(_Hit(fi, m.start(), m.end(), -1) for m in pattern.finditer(f.norm)
-                                 if m.end() > m.start())
+                    if f.norm:
+                        found.extend(_regex_hits(pattern, fi, f.norm))
                 self._regex_cache[pattern] = found
             out.extend(self._regex_cache[pattern])
+        self._term_cache[id(term)] = out
         return out
+
+    def _near(self, hs: list[_Hit], field: int, word: int, within: int) -> list[_Hit]:
+        """The hits of ``hs`` in ``field`` at most ``within`` words from ``word``, in ``hs`` order.
+
+        Hits are indexed by word once per list, so each window costs a bisection, not a scan
+        of every hit (which made many mentions in one item quadratic).
+        """
+        index = self._word_index.get(id(hs))
+        if index is None or index[0] is not hs:
+            per_field: dict[int, list[tuple[int, int, _Hit]]] = defaultdict(list)
+            for i, h in enumerate(hs):
+                per_field[h.field].append((self.fields[h.field].word_of(h.start), i, h))
+            built = {fi: ([w for w, _, _ in rows], rows) for fi, rows in
+                     ((fi, sorted(rows, key=lambda r: (r[0], r[1]))) for fi, rows in per_field.items())}
+            index = (hs, built)
+            self._word_index[id(hs)] = index
+        words, rows = index[1].get(field, ([], []))
+        lo, hi = bisect_left(words, word - within), bisect_right(words, word + within)
+        return [h for _, _, h in sorted(rows[lo:hi], key=lambda r: r[1])]
+
+    def _units(self, term: _CTerm, within: str) -> set[tuple[int, int]]:
+        """The sentences (or paragraphs) where ``term`` has a hit, computed once per term."""
+        key = (id(term), within)
+        units = self._unit_cache.get(key)
+        if units is None:
+            units = self._unit_cache[key] = {self.unit(h, within) for h in self.term_hits(term)}
+        return units
 
     def unit(self, hit: _Hit, within: str | int) -> tuple[int, int]:
         f = self.fields[hit.field]
@@ -528,12 +576,10 @@ class _Context:
             # Anchor on each hit of the rarest term; every other term needs a hit within N words.
             anchor_index = min(range(len(terms)), key=lambda i: len(term_hits[i]))
             for anchor in sorted(term_hits[anchor_index], key=lambda h: (h.field, h.start)):
-                f = self.fields[anchor.field]
-                aw = f.word_of(anchor.start)
+                aw = self.fields[anchor.field].word_of(anchor.start)
                 group = []
                 for i, hs in enumerate(term_hits):
-                    near = [h for h in hs if h.field == anchor.field
-                            and abs(f.word_of(h.start) - aw) <= within] if i != anchor_index else [anchor]
+                    near = self._near(hs, anchor.field, aw, within) if i != anchor_index else [anchor]
                     if not near:
                         break
                     group.append(near)
@@ -558,11 +604,9 @@ class _Context:
             return bool(found) and not group
         anchor = group[0][0]
         if isinstance(within, int):
-            f = self.fields[anchor.field]
-            aw = f.word_of(anchor.start)
-            return any(h.field == anchor.field and abs(f.word_of(h.start) - aw) <= within for h in found)
-        key = self.unit(anchor, within)
-        return any(self.unit(h, within) == key for h in found)
+            aw = self.fields[anchor.field].word_of(anchor.start)
+            return bool(self._near(found, anchor.field, aw, within))
+        return self.unit(anchor, within) in self._units(term, within)
 
     def _resolve(self, terms: list[_CTerm], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
         for term, hs in zip(terms, group, strict=True):
@@ -577,13 +621,20 @@ class _Context:
                 candidates = [self.m._calendar[e] for e in ids]
                 f = self.fields[hit.field]
                 s_start, s_end = f.sentence_span(f.sentence_of(hit.start))
-                ordinals = find_ordinals(f.norm[s_start:s_end])
                 # Closest ordinal first: "the 64th anniversary of the 1961 treaty".
-                ordinals.sort(key=lambda o: abs(o.start + s_start - hit.start))
+                ordinals = sorted(self._sentence_ordinals(hit.field, s_start, s_end),
+                                  key=lambda o: abs(o.start + s_start - hit.start))
                 found = resolve(candidates, [o.value for o in ordinals], self.on, self.sides)
                 if found is not None:
                     return hit, found
         return None
+
+    def _sentence_ordinals(self, field: int, start: int, end: int) -> list[Ordinal]:
+        """Ordinals of one sentence, found once however many event mentions it holds."""
+        key = (field, start, end)
+        if key not in self._ordinals:
+            self._ordinals[key] = find_ordinals(self.fields[field].norm[start:end])
+        return self._ordinals[key]
 
     def _evidence(self, rule_id: str, term: _CTerm, hit: _Hit,
                   resolution: tuple[_Hit, Resolution] | None) -> dict[str, Any]:
@@ -607,6 +658,17 @@ class _Context:
             out["kind"] = "anniversary"
             out.update(resolution[1].evidence())
         return out
+
+
+def _regex_hits(pattern: Any, fi: int, text: str) -> list[_Hit]:
+    """Non-empty matches of ``pattern`` in ``text``, at most :data:`MAX_REGEX_MATCHES`."""
+    out: list[_Hit] = []
+    for m in pattern.finditer(text):
+        if m.end() > m.start():
+            out.append(_Hit(fi, m.start(), m.end(), -1))
+            if len(out) >= MAX_REGEX_MATCHES:
+                break
+    return out
 
 
 def _event_filter(term: _CTerm) -> frozenset[str] | bool | None:

@@ -22,8 +22,10 @@ from typing import Any
 
 import yaml
 
+from monitor import safe_yaml
 from monitor.errors import WatchlistError
 from monitor.match.anniversaries import Calendar, CalendarEvent
+from monitor.match.regex import RegexError, compile_regex
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 FIELDS = ("title", "summary", "content")
@@ -216,7 +218,43 @@ class _Reader:
 # ---------------------------------------------------------------------------------------------
 # Alias expansion shared by actors, cues and calendar phrasings.
 
-_ALT = re.compile(r"\{([^{}]*)\}")
+MAX_FILE_BYTES = 4 * 2**20  # the bundled files are tens of KB; anything this large is a mistake
+
+# One alias may stand for at most this many spellings. ``{a|b}`` written 26 times is 67 million
+# strings; refusing it when the file is read keeps compiling (and memory) bounded.
+MAX_ALIAS_VARIANTS = 1000
+
+
+def _braces_balanced(alias: str) -> bool:
+    depth = 0
+    for ch in alias:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+def count_variants(alias: str) -> int:
+    """How many spellings ``{a|b}`` alternatives make of ``alias``, counted without expanding them.
+
+    Linear in the alias: a stack holds, per open group, the product of the current
+    alternative and the sum of the finished ones. Braces must be balanced.
+    """
+    stack: list[list[int]] = [[1, 0]]  # [product of the current alternative, sum of finished alternatives]
+    for ch in alias:
+        if ch == "{":
+            stack.append([1, 0])
+        elif ch == "|" and len(stack) > 1:
+            top = stack[-1]
+            top[1] += top[0]
+            top[0] = 1
+        elif ch == "}" and len(stack) > 1:
+            product, finished = stack.pop()
+            stack[-1][0] *= product + finished
+    return stack[0][0]
 
 
 def check_alias(alias: str) -> str | None:
@@ -225,24 +263,66 @@ def check_alias(alias: str) -> str | None:
         return "an alias must contain text"
     if "*" in alias.rstrip("*") or alias.endswith("**"):
         return f"alias {alias!r}: '*' is only allowed once, at the end"
-    if alias.count("{") != alias.count("}"):
+    if not _braces_balanced(alias):
         return f"alias {alias!r}: unbalanced '{{' '}}'"
+    variants = count_variants(alias)
+    if variants > MAX_ALIAS_VARIANTS:
+        return (f"alias {_short(alias)!r}: expands to {variants} variants, limit {MAX_ALIAS_VARIANTS} "
+                "(split it into several aliases)")
     return None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def expand_alias(alias: str) -> list[str]:
     """Expand ``{a|b}`` alternatives: ``"{Ri|Lee} Su Yong"`` -> ``["Ri Su Yong", "Lee Su Yong"]``.
 
     An empty alternative drops the part: ``"Kim Jong{ |-|}Un"`` covers three spellings.
+    Groups may nest. Callers check the alias with :func:`check_alias` first; an alias over
+    :data:`MAX_ALIAS_VARIANTS` raises ValueError here rather than exhausting memory.
     """
-    match = _ALT.search(alias)
-    if match is None:
+    if "{" not in alias:
         return [alias]
-    head, tail = alias[: match.start()], alias[match.end():]
-    out: list[str] = []
-    for option in match.group(1).split("|"):
-        out.extend(expand_alias(head + option + tail))
-    return out
+    if not _braces_balanced(alias):
+        raise ValueError(f"alias {_short(alias)!r}: unbalanced '{{' '}}'")
+    variants = count_variants(alias)
+    if variants > MAX_ALIAS_VARIANTS:
+        raise ValueError(f"alias {_short(alias)!r}: expands to {variants} variants, limit {MAX_ALIAS_VARIANTS}")
+    out, _ = _expand_sequence(alias, 0, top=True)
+    return list(dict.fromkeys(out))
+
+
+def _expand_sequence(alias: str, i: int, *, top: bool) -> tuple[list[str], int]:
+    """Spellings of the text from ``i`` up to the ``|`` or ``}`` that ends it (or the end), and that index."""
+    out = [""]
+    literal: list[str] = []
+    while i < len(alias):
+        ch = alias[i]
+        if not top and ch in "|}":
+            break
+        if ch == "{":
+            options, i = _expand_group(alias, i + 1)
+            head = "".join(literal)
+            literal = []
+            out = [o + head + option for o in out for option in options]
+            continue
+        literal.append(ch)
+        i += 1
+    tail = "".join(literal)
+    return [o + tail for o in out], i
+
+
+def _expand_group(alias: str, i: int) -> tuple[list[str], int]:
+    """Spellings of a ``{…|…}`` group starting after its ``{``; returns them and the index after ``}``."""
+    options: list[str] = []
+    while True:
+        spellings, i = _expand_sequence(alias, i, top=False)
+        options.extend(spellings)
+        if i >= len(alias) or alias[i] == "}":
+            return options, i + 1
+        i += 1  # past "|"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -388,9 +468,10 @@ class _WatchlistReader:
         if kind == "regex":
             pattern = r.string(value_node, "regex")
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise r.fail(value_node, f"{where}: regex does not compile: {exc}") from None
+                compile_regex(pattern)
+            except RegexError as exc:
+                raise r.fail(value_node, f"{where}: regex {_short(pattern)!r} is not supported: {exc} "
+                             "(regexes use RE2 syntax: no look-around, no back-references)") from None
             return Term("regex", line, values=(pattern,), scope=scope)
         phrases = tuple(_aliases(r, value_node))
         return Term("phrase", line, values=phrases, scope=scope)
@@ -556,26 +637,55 @@ def _has_kind(term: Term, kind: str) -> bool:
 def _compose(path: Path, result: LoadResult) -> tuple[_Reader, Node] | None:
     r = _Reader(str(path))
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            result.errors.append(WatchlistError(f"file is larger than {MAX_FILE_BYTES // 2**20} MiB", path=str(path)))
+            return None
         text = path.read_text(encoding="utf-8")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = safe_yaml.compose(text)
     except OSError as exc:
         result.errors.append(WatchlistError(f"cannot read file: {exc.strerror}", path=str(path)))
         return None
     except UnicodeDecodeError:
         result.errors.append(WatchlistError("file is not UTF-8 text", path=str(path)))
         return None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        result.errors.append(WatchlistError(f"invalid YAML: {exc.problem or exc}", path=str(path),
-                                            line=mark.line + 1 if mark else None))
-        return None
     except yaml.YAMLError as exc:
-        result.errors.append(WatchlistError(f"invalid YAML: {exc}", path=str(path)))
+        reason, line = safe_yaml.describe(exc)
+        result.errors.append(WatchlistError(f"invalid YAML: {reason}", path=str(path), line=line))
         return None
     if root is None:
         result.errors.append(WatchlistError("file is empty", path=str(path), line=1))
         return None
     return r, root
+
+
+def _sort_file(path: Path, result: LoadResult,
+               by_kind: dict[str, list[tuple[_Reader, Node, dict[str, tuple[Node, Node]]]]]) -> None:
+    """Read one file's tree and file it under its ``kind:``; problems go to ``result.errors``."""
+    composed = _compose(path, result)
+    if composed is None:
+        return
+    r, root = composed
+    if not isinstance(root, yaml.MappingNode):
+        result.errors.append(WatchlistError("top level must be a mapping with a 'kind:' key",
+                                            path=str(path), line=root.start_mark.line + 1))
+        return
+    kind_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "kind"), None)
+    kind = kind_node.value if isinstance(kind_node, yaml.ScalarNode) else None
+    if kind not in by_kind:
+        result.errors.append(WatchlistError(
+            "top-level 'kind:' must be one of watchlist, actors, calendar", path=str(path),
+            line=(kind_node or root).start_mark.line + 1))
+        return
+    allowed = {"actors": ("kind", "sides", "actors"), "calendar": ("kind", "events"),
+               "watchlist": _WATCHLIST_KEYS}[kind]
+    top = r.mapping(root, kind, allowed)
+    by_kind[kind].append((r, root, top))
+
+
+def _unexpected(path: str, exc: BaseException) -> WatchlistError:
+    """A problem the checks above did not foresee, reported like any other (no traceback)."""
+    detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no detail"
+    return WatchlistError(f"this file could not be read ({detail}); the other files are unaffected", path=path)
 
 
 def load_watchlists(directory: Path) -> LoadResult:
@@ -595,26 +705,10 @@ def load_watchlists(directory: Path) -> LoadResult:
     by_kind: dict[str, list[tuple[_Reader, Node, dict[str, tuple[Node, Node]]]]] = {
         "actors": [], "calendar": [], "watchlist": []}
     for path in paths:
-        composed = _compose(path, result)
-        if composed is None:
-            continue
-        r, root = composed
-        if not isinstance(root, yaml.MappingNode):
-            result.errors.append(WatchlistError("top level must be a mapping with a 'kind:' key",
-                                                path=str(path), line=root.start_mark.line + 1))
-            continue
-        kind_node = next((v for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == "kind"),
-                         None)
-        kind = kind_node.value if isinstance(kind_node, yaml.ScalarNode) else None
-        if kind not in by_kind:
-            result.errors.append(WatchlistError(
-                "top-level 'kind:' must be one of watchlist, actors, calendar", path=str(path),
-                line=(kind_node or root).start_mark.line + 1))
-            continue
-        allowed = {"actors": ("kind", "sides", "actors"), "calendar": ("kind", "events"),
-                   "watchlist": _WATCHLIST_KEYS}[kind]
-        top = r.mapping(root, kind, allowed)
-        by_kind[kind].append((r, root, top))
+        try:
+            _sort_file(path, result, by_kind)
+        except Exception as exc:  # a file must never take the others (or the caller) down with it
+            result.errors.append(_unexpected(str(path), exc))
 
     for kind, reader in (("actors", _read_actors), ("calendar", _read_calendar)):
         for r, _root, top in by_kind[kind]:
@@ -622,6 +716,8 @@ def load_watchlists(directory: Path) -> LoadResult:
                 reader(r, top, result)
             except _Invalid:
                 pass
+            except Exception as exc:
+                r.errors.append(_unexpected(r.path, exc))
             result.errors.extend(r.errors)
 
     names: set[str] = set()
@@ -629,6 +725,9 @@ def load_watchlists(directory: Path) -> LoadResult:
         try:
             watchlist = _WatchlistReader(r, result).read(top, root)
         except _Invalid:
+            watchlist = None
+        except Exception as exc:
+            r.errors.append(_unexpected(r.path, exc))
             watchlist = None
         if watchlist is not None and watchlist.name in names:
             r.error(top["name"][1], f"watchlist name {watchlist.name!r} is already used by another file")

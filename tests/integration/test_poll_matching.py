@@ -1,0 +1,134 @@
+"""Polling and matching: the matcher runs with no write lock held; broken watchlist edits never stop polling."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from monitor import store
+from monitor.config import FeedConfig, Settings
+from monitor.db import read_scope
+from monitor.domain import Document, Match
+from monitor.match import Matcher
+from monitor.pipeline import Context, WatchlistSource, open_context, poll_cycle
+from tests.e2e.conftest import RELEVANT, rss
+from tests.helpers.feed_server import FeedServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        yield s
+
+
+def context(tmp_path: Path, urls: list[str], watchlists: Path = ROOT / "watchlists") -> Context:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'm.db'}", watchlists_dir=watchlists, outbox_dir=tmp_path / "outbox",
+        feeds=[FeedConfig(url=u, alert_window="3650d") for u in urls], allowed_networks=["127.0.0.0/8"],
+        parse_processes=0,
+    )
+    return open_context(settings, now=datetime.now(UTC))
+
+
+class LockProbe:
+    """Wraps the real matcher; on every item, checks from a second real connection whether the
+    database's write lock is free at that moment."""
+
+    def __init__(self, matcher: Matcher, db: Path) -> None:
+        self.matcher, self.db = matcher, db
+        self.lock_free: list[bool] = []
+
+    def match(self, doc: Document, on: date | None = None) -> list[Match]:
+        other = sqlite3.connect(self.db, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+            self.lock_free.append(True)
+        except sqlite3.OperationalError:  # "database is locked": the poll holds the write lock
+            self.lock_free.append(False)
+        finally:
+            other.close()
+        return self.matcher.match(doc, on=on)
+
+
+def test_matching_runs_while_other_writers_can_write(tmp_path: Path, server: FeedServer) -> None:
+    server.set_route("/wire.xml", body=rss(RELEVANT), headers={"Content-Type": "application/rss+xml"})
+    ctx = context(tmp_path, [server.url("/wire.xml")])
+    assert ctx.watchlists.matcher is not None
+    probe = LockProbe(ctx.watchlists.matcher, tmp_path / "m.db")
+    ctx.watchlists.matcher = probe  # type: ignore[assignment]
+    summary = poll_cycle(ctx, now=datetime.now(UTC), all_feeds=True)
+    assert summary.new_items == len(RELEVANT)
+    assert probe.lock_free and all(probe.lock_free)
+    with read_scope(ctx.engine) as session:
+        stored = {h.watchlist for h in store.list_hits(session)}
+    assert {"delegation_visits", "anniversaries", "defense_treaties"} <= stored
+
+    again = poll_cycle(ctx, now=datetime.now(UTC), all_feeds=True)  # nothing new: nothing matched again
+    assert again.new_items == 0 and len(probe.lock_free) == len(RELEVANT)
+    ctx.close()
+
+
+def touch_later(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+
+
+VISIT = Document(title="Chinese delegation led by Zhao Leji arrives in Pyongyang for talks with Kim Jong Un")
+
+
+HOSTILE_HEAD = "kind: watchlist\nname: hostile\ntitle: H\nversion: '1'\nseverity: low\n"
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    # An edit of a working list: a term that contains itself (endless recursion when walked).
+    ("delegation_visits.yaml", None),
+    # A new list whose one alias stands for 67 million spellings.
+    ("hostile.yaml", HOSTILE_HEAD + "cues:\n  c: [\"" + "{a|b}" * 26 + "\"]\nrules:\n  - id: a\n    all: [c]\n"),
+    # A new list nested deep enough to exhaust the parser's recursion.
+    ("hostile.yaml", HOSTILE_HEAD + "rules: " + "[" * 5000 + "]" * 5000 + "\n"),
+])
+def test_a_hostile_watchlist_keeps_the_good_ones_running_and_polling_goes_on(
+        tmp_path: Path, server: FeedServer, name: str, text: str | None) -> None:
+    folder = tmp_path / "watchlists"
+    shutil.copytree(ROOT / "watchlists", folder)
+    server.set_route("/wire.xml", body=rss(RELEVANT), headers={"Content-Type": "application/rss+xml"})
+    ctx = context(tmp_path, [server.url("/wire.xml")], watchlists=folder)
+
+    path = folder / name
+    if text is None:
+        good = path.read_text(encoding="utf-8")
+        text = good.replace("rules:\n", "rules:\n  - id: loop\n    all: &loop\n      - any: *loop\n", 1)
+        assert text != good
+    path.write_text(text, encoding="utf-8")
+    touch_later(path)
+
+    summary = poll_cycle(ctx, now=datetime.now(UTC), all_feeds=True)  # reloads the folder first
+    assert summary.feeds_failed == 0 and summary.new_items == len(RELEVANT)
+    assert summary.hits["delegation_visits"] >= 1  # the good (or last good) version still matched
+    ctx.close()
+
+
+def test_an_unforeseen_failure_while_reloading_keeps_the_last_good_matcher(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "watchlists"
+    shutil.copytree(ROOT / "watchlists", folder)
+    source = WatchlistSource(folder)
+    good = source.get()
+
+    def broken(_folder: Path) -> object:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("monitor.pipeline.load_watchlists", broken)
+    touch_later(folder / "anniversaries.yaml")
+    assert source.get() is good
+    assert "delegation_visits" in {m.watchlist for m in good.match(VISIT)}
+    assert "disk on fire" in caplog.text and "keeping the previous ones" in caplog.text
