@@ -36,6 +36,8 @@ class ParsedFeed:
     link: str | None
     entries: tuple[Entry, ...]
     ttl_minutes: int | None = None
+    # One line per entry that could not be read (the others are kept), for the feed's status.
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
