@@ -58,6 +58,9 @@ class Item:
     author: str | None
     feed_url: str
     fetched_at: datetime
+    # True when the feed gave no plausible date and ``published_at`` is the time the item was
+    # first seen (``fetched_at``); such an item never counts as recent on a feed's first poll.
+    date_from_fetch: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,25 +94,14 @@ def codec_for(label: str | None) -> str | None:
     key = label.strip().strip("\"'").lower()
     if not key:
         return None
-    name = ALIASES.get(key, key)
     try:
-        info = codecs.lookup(name)
+        info = codecs.lookup(ALIASES.get(key, key))
+        # Python's own spelling of a label (euc_kr, gb2312) may itself have a superset to use.
+        info = codecs.lookup(ALIASES.get(info.name.replace("_", "-"), info.name))
     except LookupError:
         return None
-    canonical = ALIASES.get(info.name.replace("_", "-"), ALIASES.get(info.name, info.name))
     # Labels of codecs that are not text encodings (rot13, base64...) are not charsets.
-    if not _is_text_codec(canonical):
-        return None
-    return canonical
-
-
-def _is_text_codec(name: str) -> bool:
-    try:
-        "a".encode(name)
-        b"a".decode(name)
-    except (LookupError, TypeError, ValueError, UnicodeError):
-        return False
-    return True
+    return info.name if getattr(info, "_is_text_encoding", True) else None
 
 
 def header_charset(content_type: str | None) -> str | None:
@@ -179,7 +168,7 @@ def _from_signature(content: bytes, name: str) -> Decoded:
     text = _decode(content, name)
     match = _XML_DECL.match(text)
     refined = codec_for(match.group(1)) if match else None
-    if refined and name == "cp037" and refined != name and _is_text_codec(refined):
+    if refined and name == "cp037" and refined != name:
         # Another EBCDIC page (cp500, cp1140...): "<?xml ... encoding" reads the same in all of them.
         return Decoded(_decode(content, refined), refined, "declaration")
     return Decoded(_strip_bom(text), name, "signature")
@@ -221,12 +210,44 @@ def _reads_cleanly(content: bytes, name: str) -> bool:
 
 
 def _detect(content: bytes) -> str | None:
-    """charset-normalizer's best guess for undeclared legacy bytes, mapped through :data:`ALIASES`."""
+    """charset-normalizer's guess for undeclared legacy bytes, mapped through :data:`ALIASES`.
+
+    Single-byte code pages often read equally cleanly (Portuguese reads as well in
+    windows-1257 as in windows-1252). The feed's language, which it writes in ASCII
+    (``<language>pt-br</language>``, ``xml:lang``), picks among the guesses that read
+    about as cleanly as the best one; without one, windows-1252 wins a tie.
+    """
     try:
         from charset_normalizer import from_bytes
     except ImportError:  # pragma: no cover - a declared dependency
         return None
-    best = from_bytes(content[:_DETECT_SAMPLE]).best()
-    if best is None:
+    sample = content[:_DETECT_SAMPLE]
+    matches = list(from_bytes(sample))
+    if not matches:
         return None
+    best = matches[0]
+    language = _LANGUAGE.search(sample[:16384])
+    code = (language.group(1) or language.group(2)).decode("ascii").lower() if language else ""
+    expected = _LANGUAGE_CODECS.get(code, ())
+    for codec in expected:
+        for match in matches:
+            if match.chaos <= best.chaos + 0.05 and codec_for(match.encoding) == codec_for(codec):
+                return codec
+    # Without a language, a tie among code pages goes to windows-1252, the web's default for undeclared text.
+    for match in matches:
+        if match.chaos <= best.chaos + 0.01 and codec_for(match.encoding) == "cp1252":
+            return "cp1252"
     return codec_for(best.encoding)
+
+
+_LANGUAGE = re.compile(rb"""<(?:\w+:)?language>\s*([A-Za-z]{2,3})\b|\bxml:lang\s*=\s*["']([A-Za-z]{2,3})\b""")
+# The legacy code pages sites in each language use, most common first.
+_LANGUAGE_CODECS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("en", "pt", "es", "fr", "de", "it", "nl", "da", "sv", "no", "nb", "nn", "fi", "is", "ca",
+                     "gl", "eu", "af", "id", "ms", "sw", "ga", "cy"), ("cp1252",)),
+    **dict.fromkeys(("cs", "sk", "pl", "hu", "sl", "hr", "ro", "bs", "sq"), ("cp1250", "iso8859-2")),
+    **dict.fromkeys(("ru", "uk", "be", "bg", "sr", "mk", "kk"), ("cp1251", "koi8-r", "koi8-u")),
+    "el": ("cp1253", "iso8859-7"), "tr": ("cp1254",), "he": ("cp1255", "iso8859-8"), "ar": ("cp1256",),
+    "fa": ("cp1256",), "lt": ("cp1257",), "lv": ("cp1257",), "et": ("cp1257",), "vi": ("cp1258",),
+    "th": ("cp874",), "ko": ("cp949",), "ja": ("cp932", "euc-jis-2004"), "zh": ("gb18030", "big5hkscs"),
+}

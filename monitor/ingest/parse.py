@@ -263,12 +263,12 @@ def _xml_entry(raw: Mapping[str, Any], *, bases: list[str], atom: bool, zone: tz
         guid=_clean(raw.get("id")) or None,
         summary=summary,
         content=content,
-        published=_entry_date(raw, zone=zone, language=language),
+        published=_entry_date(raw, zone=zone, language=language) if isinstance(raw, dict) else None,
         author=_clean(raw.get("author")) or None,
     )
 
 
-def _entry_date(raw: Mapping[str, Any], *, zone: tzinfo | None, language: str | None) -> datetime | None:
+def _entry_date(raw: dict[str, Any], *, zone: tzinfo | None, language: str | None) -> datetime | None:
     for key in ("published", "updated", "created"):
         text = dict.get(raw, key)  # dict.get: feedparser's own get() maps missing keys with a warning
         if isinstance(text, str) and text.strip():
