@@ -81,7 +81,8 @@ _BLOCK_TAGS = frozenset({
     "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav",
     "ol", "p", "pre", "section", "table", "tr", "ul",
 })
-_SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title", "iframe", "object"})
+# Not text a reader sees. (The contents of <object> and <iframe> are fallback text, which is.)
+_SKIP_TAGS = frozenset({"script", "style", "template", "noscript", "head", "title"})
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
 # Whether a string holds markup at all. [^<>] (not [^>]): a run of "<a<a<a" without ">" must not make

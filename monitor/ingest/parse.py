@@ -84,6 +84,9 @@ _PROLOG_SKIP = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 _DOCTYPE = re.compile(r"<!DOCTYPE\b", re.IGNORECASE)
 _DOCTYPE_STOP = re.compile(r"""[\[\]>"']|<!--""")
 _ENTITY = re.compile(r"<!ENTITY", re.IGNORECASE)
+# A document that ends by closing a feed's root is complete, if flawed (an undefined entity, say):
+# feedparser's recovery reads it. One that stops before is cut short.
+_ROOT_CLOSED = re.compile(r"</\s*(?:[\w-]+:)?(?:rss|feed|RDF|channel)\s*>\s*$", re.IGNORECASE)
 _HTML_PAGE = re.compile(r"<html\b|<!doctype\s+html\b", re.IGNORECASE)
 
 
@@ -268,7 +271,7 @@ def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: 
         reason = result.get("bozo_exception")
         if not result.get("version") and _HTML_PAGE.search(text[:4096]):
             raise ParseError(_not_a_feed(text, url), url=url)
-        if isinstance(reason, xml.sax.SAXException) and not result.entries:
+        if isinstance(reason, xml.sax.SAXException) and not result.entries and not _ROOT_CLOSED.search(text[-200:]):
             raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
         if not result.get("version"):
             raise ParseError(_not_a_feed(text, url), url=url)
