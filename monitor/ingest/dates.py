@@ -81,8 +81,17 @@ _PM_MARKERS = ("오후", "下午", "午後", "晚上")
 _AM_MARKERS = ("오전", "上午", "午前", "凌晨", "早上")
 # CJK date/time units -> separators the patterns below read.
 _UNITS = str.maketrans({"年": "-", "년": "-", "月": "-", "월": "-", "日": " ", "일": " ", "號": " ", "号": " ",
-                        "時": ":", "时": ":", "시": ":", "分": " ", "분": " ", "秒": " ", "초": " ",
                         ",": " ", "，": " ", "\u3000": " "})
+# 9時05分, 3시 30분 -> 9:05:00
+_CJK_TIME = re.compile(r"(?<!\d)(\d{1,2})\s*[時时시]\s*(?:(\d{1,2})\s*[分분]\s*)?(?:(\d{1,2})\s*[秒초])?")
+# Month names written with CJK numerals (六月, 十二月), as localised RFC 822 dates have them.
+_CN_NUMERAL = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10,
+               "十一": 11, "十二": 12}
+_CN_MONTH = re.compile(r"(十[一二]?|[一二三四五六七八九])(?=月)")
+# "10 6월 2024" / "10 6月 2024": day, numbered month, year (localised RFC 822).
+_D_NUM_MONTH_Y = re.compile(r"(?<!\d)(\d{1,2})\s+(\d{1,2})\s*[月월]\s+(\d{4})(?!\d)")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T?(\d{2})(\d{2})(\d{2})?)?\s*(Z|[+-]\d{2}:?\d{2})?$")
+_YY_MM_DD = re.compile(r"(?<![\d.])(\d{2})([./-])(\d{2})\2(\d{2})(?![\d.])")
 _WEEKDAY_CJK = re.compile(r"[(（]\s*[月火水木金土日一二三四五六天월화수목금토일]\s*[)）]"
                           r"|(?:星期|周|週)[一二三四五六日天]|[월화수목금토일]요일|[月火水木金土日]曜日")
 _ISO_T = re.compile(r"(?<=\d)T(?=\d)")
@@ -95,7 +104,8 @@ _AFTER_TIME = re.compile(
 _OFFSET = re.compile(r"^(?:GMT|UTC|UT)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 _YMD = re.compile(r"(?<!\d)(\d{4})\s*[-/.]\s*(\d{1,2})\s*[-/.]\s*(\d{1,2})(?!\d)")
 _DMY = re.compile(r"(?<!\d)(\d{1,2})\s*([-/.])\s*(\d{1,2})\s*[-/.]\s*(\d{4})(?!\d)")
-_D_MON_Y = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\.?\s*([^\W\d_]{3,12})\.?\s+(\d{4}|\d{2})(?!\d)")
+_D_MON_Y = re.compile(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?\.?[\s-]*(?:de\s+)?([^\W\d_]{3,12})\.?"
+                      r"(?:\s+de\s+|[\s,-]+)(\d{4}|\d{2})(?!\d)")
 _MON_D_Y = re.compile(r"([^\W\d_]{3,12})\.?\s+(\d{1,2})(?:st|nd|rd|th)?\s+(?:[A-Za-z]{1,5}\s+)?(\d{4})(?!\d)")
 _LANG_SCRIPT = (
     (re.compile(r"[\uac00-\ud7a3]"), "ko"),
@@ -153,6 +163,14 @@ def _parse(text: str, zone: tzinfo | None, language: str) -> datetime | None:
     for marker in (*_PM_MARKERS, *_AM_MARKERS):
         text = text.replace(marker, " ")
     text = _WEEKDAY_CJK.sub(" ", text)
+    compact = _COMPACT.match(text)
+    if compact:
+        y, mo, d, h, mi, sec, zone_text = compact.groups()
+        wall = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0), tzinfo=UTC)
+        return wall.replace(tzinfo=_zone(zone_text, wall.replace(tzinfo=None), zone)).astimezone(UTC)
+    text = _CN_MONTH.sub(lambda m: str(_CN_NUMERAL[m.group(1)]), text)
+    text = _D_NUM_MONTH_Y.sub(lambda m: f"{m[3]}-{m[2]}-{m[1]}", text)
+    text = _CJK_TIME.sub(lambda m: f" {m[1]}:{m[2] or '00'}:{m[3] or '00'} ", text)
     text = _ISO_T.sub(" ", text.translate(_UNITS))
     hour = minute = second = 0
     zone_text: str | None = None
@@ -189,6 +207,12 @@ def _date_parts(text: str, language: str) -> tuple[int, int, int] | None:
         if dmy[2] == "/" and language.startswith("en") and first <= 12:
             first, second = second, first  # US month-first
         return int(dmy[4]), second, first
+    short = _YY_MM_DD.search(text)
+    if short:
+        first, middle, last = int(short[1]), int(short[3]), int(short[4])
+        if language[:2] in ("ko", "ja", "zh"):  # 24.06.10: year first
+            return 2000 + first, middle, last
+        return _year(short[4]), middle, first  # 10.06.24: day first
     for match in _D_MON_Y.finditer(text):
         month = _month(match[2])
         if month:

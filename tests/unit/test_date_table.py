@@ -73,6 +73,23 @@ CASES: list[tuple[str, str | None, datetime | None]] = [
 ]
 
 
+# Further shapes from the same sites (added after the fix; the table above was written before it).
+CASES += [
+    ("20240610T090000Z", None, _utc(2024, 6, 10, 9, 0)),
+    ("星期一, 10 六月 2024 09:00:00 +0800", "zh", _utc(2024, 6, 10, 1, 0)),
+    ("월, 10 6월 2024 09:00:00 +0900", "ko", _utc(2024, 6, 10, 0, 0)),
+    ("2024년 6월 10일 (월) 오후 3:05", "ko", _utc(2024, 6, 10, 6, 5)),
+    ("24.06.10 09:00", "ko", _utc(2024, 6, 10, 0, 0)),
+    ("10.06.24 09:00", "ru", _utc(2024, 6, 10, 6, 0)),
+    ("10 Июня 2024 года, 09:00", "ru", _utc(2024, 6, 10, 6, 0)),
+    ("Mon Jun 10 2024 09:00:00 GMT+0800 (中国标准时间)", "zh", _utc(2024, 6, 10, 1, 0)),
+    ("2024/6/10 下午 09:00:00", "zh", _utc(2024, 6, 10, 13, 0)),
+    ("2024-06-10 09:00:00.0", "zh-cn", _utc(2024, 6, 10, 1, 0)),
+    ("10-Jun-2024 09:00", "en", _utc(2024, 6, 10, 9, 0)),
+    ("10 de junho de 2024 09:00", "pt", _utc(2024, 6, 10, 9, 0)),
+]
+
+
 def _rss(date: str, language: str | None) -> bytes:
     lang = f"<language>{language}</language>" if language else ""
     return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>{lang}'
