@@ -21,7 +21,9 @@ choice is made here, once, in this order:
    US-ASCII, windows-1252) does not override an XML declaration naming another
    encoding. A declared codec that cannot read most of the document loses to
    the next declared one;
-6. detection (charset-normalizer), only when nothing is declared;
+6. detection (charset-normalizer), when nothing is declared, or when every
+   declared codec leaves much of the document unreadable (a server's default
+   ``charset=utf-8`` on an EUC-KR body) and the detected one reads it cleanly;
 7. UTF-8.
 
 Undecodable bytes are replaced with U+FFFD (``errors="replace"``).
@@ -52,7 +54,9 @@ ALIASES: dict[str, str] = {
     "latin-1": "cp1252", "l1": "cp1252", "us-ascii": "cp1252", "ascii": "cp1252", "ansi_x3.4-1968": "cp1252",
     "iso-8859-9": "cp1254", "latin5": "cp1254", "iso-8859-11": "cp874", "tis-620": "cp874",
     "windows-874": "cp874", "x-mac-cyrillic": "mac_cyrillic", "koi8-u": "koi8_u", "koi8-r": "koi8_r",
-    "utf8": "utf-8", "unicode-1-1-utf-8": "utf-8",
+    "utf8": "utf-8", "unicode-1-1-utf-8": "utf-8", "x-euc-kr": "cp949", "x-euc-cn": "gb18030",
+    "x-cp1251": "cp1251", "win-1251": "cp1251", "windows1251": "cp1251", "win1251": "cp1251", "cp-1251": "cp1251",
+    "x-cp1252": "cp1252", "windows1252": "cp1252", "x-big5": "big5hkscs", "x-ms-cp932": "cp932",
 }
 # Header charsets that many servers send whatever the body is.
 _DEFAULTISH = frozenset({"cp1252"})
@@ -146,10 +150,14 @@ def decode_document(content: bytes, *, content_type: str | None = None, override
     for name, source in candidates:
         if _reads_cleanly(content, name):
             return Decoded(_decode(content, name), name, source)
+    detected = _detect(content)
     if candidates:
+        # Every declared codec leaves much of the document unreadable: the declarations are wrong
+        # (a server default of UTF-8 on an EUC-KR body). Detection decides, if it reads it cleanly.
+        if detected and _reads_cleanly(content, detected):
+            return Decoded(_decode(content, detected), detected, "detected")
         name, source = candidates[0]
         return Decoded(_decode(content, name), name, source)
-    detected = _detect(content)
     if detected:
         return Decoded(_decode(content, detected), detected, "detected")
     return Decoded(_decode(content, "utf-8"), "utf-8", "default")

@@ -77,6 +77,13 @@ CASES = [
          "text/xml", RU + ". " + RU.lower() + " сегодня"),
     Case("nothing declared, euc-kr body", _rss(KO + " 조선중앙통신 보도", declared=None).encode("cp949"),
          "text/xml", KO + " 조선중앙통신 보도"),
+    # Added after the fix (the rows above were written before it):
+    Case("server default utf-8 header on an undeclared euc-kr body", _rss(KO + " 조선중앙통신 보도", declared=None)
+         .encode("cp949"), "text/xml; charset=UTF-8", KO + " 조선중앙통신 보도"),
+    Case("utf-8 header, euc-kr declaration and body", _rss(KO, declared="euc-kr").encode("cp949"),
+         "application/rss+xml; charset=utf-8", KO),
+    Case("x-euc-kr label", _rss(KO, declared="x-euc-kr").encode("cp949"), None, KO),
+    Case("quoted header charset", _rss(RU, declared=None).encode("cp1251"), 'text/xml; charset="windows-1251"', RU),
     Case("per-feed encoding overrides a wrong header", _rss(RU, declared="utf-8").encode("cp1251"),
          "text/xml; charset=utf-8", RU, encoding="windows-1251"),
     Case("per-feed encoding label alias", _rss(KO, declared=None).encode("cp949"),
