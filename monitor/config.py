@@ -16,6 +16,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -32,6 +33,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from monitor import safe_yaml
 from monitor.errors import ConfigError
+from monitor.ingest.decode import codec_for
 from monitor.redact import redact
 
 log = logging.getLogger("monitor.config")
@@ -72,6 +74,29 @@ class FeedConfig(_Strict):
     # ``new_feed_alert_window``). The bundled sample feed sets a long window so
     # its fixed-date items alert on the first run.
     alert_window: Duration | None = None
+    # The feed's character encoding, when it declares a wrong one (overrides the HTTP header, the XML
+    # declaration and detection), e.g. ``windows-1251`` or ``euc-kr``.
+    encoding: str | None = None
+    # The IANA zone the feed writes zone-less or ambiguous times in (``CST``), e.g. ``Asia/Shanghai``.
+    # Unset: the zone of the feed's language (ko: Asia/Seoul, zh: Asia/Shanghai, ru: Europe/Moscow...).
+    timezone: str | None = None
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str | None) -> str | None:
+        if value is not None and codec_for(value) is None:
+            raise ValueError(f"{value!r} is not a character encoding monitor knows (e.g. utf-8, windows-1251, euc-kr)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Shanghai, Europe/Moscow)") from None
+        return value
 
     @field_validator("alert_window", "interval")
     @classmethod

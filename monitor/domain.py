@@ -36,6 +36,8 @@ class ParsedFeed:
     link: str | None
     entries: tuple[Entry, ...]
     ttl_minutes: int | None = None
+    # One line per entry that could not be read (the others are kept), for the feed's status.
+    skipped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,9 @@ class Item:
     author: str | None
     feed_url: str
     fetched_at: datetime
+    # True when the feed gave no plausible date and ``published_at`` is the time the item was
+    # first seen (``fetched_at``); such an item never counts as recent on a feed's first poll.
+    date_from_fetch: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,9 +42,10 @@ from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
 from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError, WatchlistError
+from monitor.ingest.budget import BudgetExceeded, cpu_budget
 from monitor.ingest.cluster import DEFAULT_THRESHOLD, StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
-from monitor.ingest.normalize import normalize_entry
+from monitor.ingest.normalize import normalize_entries
 from monitor.ingest.parse import parse_feed
 from monitor.match import LoadResult, Matcher, load_watchlists
 from monitor.match.anniversaries import upcoming
@@ -65,6 +66,9 @@ STORY_THRESHOLD = DEFAULT_THRESHOLD
 POLL_BATCH = 250
 PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
 STOP_CHECK_SECONDS = 0.2  # how often a poll in flight looks for a shutdown request
+# CPU seconds one feed's parse and text extraction may take (enforced in the parse workers and in a
+# main-thread poll): far above what any real feed needs (a 9 MB full-content feed takes about 2 s).
+PARSE_BUDGET_SECONDS = 30.0
 
 
 def utcnow() -> datetime:
@@ -355,7 +359,7 @@ async def _poll_feeds(
         if pool is not None and result.content is not None and not result.not_modified:
             try:  # parsing is CPU-bound: the worker process uses the other core meanwhile
                 prepared = await loop.run_in_executor(pool, prepare_feed, result.content, result.final_url,
-                                                      result.content_type, feed.url, now)
+                                                      result.content_type, feed.url, now, *feed_options(ctx, feed))
             except Exception:
                 log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
         return feed, result, prepared
@@ -472,20 +476,16 @@ def _store_outcome(
         ))
         return
     if prepared is None:
-        try:
-            parsed = parse_feed(outcome.content, url=outcome.final_url, content_type=outcome.content_type)
-        except ParseError as exc:
-            _record_failure(ctx, feed, outcome.status, str(exc), now=now, summary=summary, writes=writes)
-            return
-        prepared = Prepared([normalize_entry(e, feed_url=feed.url, now=now) for e in parsed.entries], {},
-                            parsed.ttl_minutes)
-    elif prepared.error is not None:
+        prepared = prepare_feed(outcome.content, outcome.final_url, outcome.content_type, feed.url, now,
+                                *feed_options(ctx, feed), signatures=False)
+    if prepared.error is not None:
         _record_failure(ctx, feed, outcome.status, prepared.error, now=now, summary=summary, writes=writes)
         return
     items = prepared.items
     window_start = now - timedelta(seconds=feed.alert_window_seconds)
     alertable = [
-        (not feed.first_poll) or (it.published_at is not None and it.published_at >= window_start)
+        (not feed.first_poll) or (not it.date_from_fetch and it.published_at is not None
+                                  and it.published_at >= window_start)
         for it in items
     ]
     # Match first, outside any write transaction, so the write lock is held for inserts only
@@ -512,12 +512,16 @@ def _store_outcome(
         next_poll = _next_poll(feed, ctx.settings, now, gap=gap, hints=(outcome.max_age, ttl))
         store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
                                   last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False,
-                                  moved_to=moved, new_items=len(new), entry_gap_seconds=gap)
+                                  moved_to=moved, new_items=len(new), entry_gap_seconds=gap,
+                                  note=_skipped_note(prepared.skipped))
     summary.new_items += len(new)
     for _item_id, m in hits:
         summary.hits[m.watchlist] += 1
+    if prepared.skipped:
+        log.warning("feed read with entries skipped: %s", _skipped_note(prepared.skipped),
+                    extra={"feed_url": feed.url, "feed_id": feed.id})
     log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": len(new),
-                                   "hits": len(hits)})
+                                   "hits": len(hits), "undated": sum(it.date_from_fetch for it in items)})
 
 
 def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matcher: Matcher, *,
@@ -545,17 +549,41 @@ class Prepared:
     signatures: dict[str, StorySignature]  # by fingerprint
     ttl_minutes: int | None
     error: str | None = None
+    skipped: tuple[str, ...] = ()  # entries that could not be read, one reason each
 
 
-def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime) -> Prepared:
-    """The CPU-bound part of polling one feed; runs in a worker process. Pure."""
+def feed_options(ctx: Context, feed: store.ClaimedFeed) -> tuple[str | None, str | None]:
+    """The feed's ``encoding:`` and ``timezone:`` settings (config feeds only; others have none)."""
+    for cfg in ctx.settings.feeds:
+        if cfg.url == feed.url:
+            return cfg.encoding, cfg.timezone
+    return None, None
+
+
+def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+                 encoding: str | None = None, timezone: str | None = None, *, signatures: bool = True,
+                 budget: float | None = PARSE_BUDGET_SECONDS) -> Prepared:
+    """The CPU-bound part of polling one feed; runs in a worker process. Pure but for the CPU budget."""
     try:
-        parsed = parse_feed(content, url=url, content_type=content_type)
+        with cpu_budget(budget):
+            parsed = parse_feed(content, url=url, content_type=content_type, encoding=encoding, timezone=timezone)
+            items, skipped = normalize_entries(parsed.entries, feed_url=feed_url, now=now)
+            sigs = {it.fingerprint: signature_for(it.title, it.summary) for it in items} if signatures else {}
     except ParseError as exc:
         return Prepared([], {}, None, str(exc))
-    items = [normalize_entry(e, feed_url=feed_url, now=now) for e in parsed.entries]
-    signatures = {it.fingerprint: signature_for(it.title, it.summary) for it in items}
-    return Prepared(items, signatures, parsed.ttl_minutes)
+    except BudgetExceeded as exc:
+        return Prepared([], {}, None, f"{url}: reading this feed took more than {exc.seconds:g} s of CPU; refused "
+                                      f"({len(content) // 1024} KB; a feed this large or convoluted costs every poll)")
+    return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped))
+
+
+def _skipped_note(skipped: tuple[str, ...]) -> str | None:
+    """"2 entries skipped: entry 3: ...; entry 7: ..." for the feed's row, or None when none was."""
+    if not skipped:
+        return None
+    count = len(skipped)
+    shown = "; ".join(skipped[:3]) + ("; ..." if count > 3 else "")
+    return f"{count} {'entry' if count == 1 else 'entries'} skipped: {shown}"
 
 
 def _document(item: Item) -> Document:

@@ -182,12 +182,16 @@ def release_feed_leases(session: Session, *, owner: str) -> int:
 def record_poll_success(
     session: Session, feed_id: int, *, now: datetime, status: int, etag: str | None,
     last_modified: str | None, next_poll_at: datetime, not_modified: bool, moved_to: str | None = None,
-    new_items: int = 0, entry_gap_seconds: float | None = None,
+    new_items: int = 0, entry_gap_seconds: float | None = None, note: str | None = None,
 ) -> None:
-    """A successful poll. ``moved_to``: the permanent redirect seen this time (None: no redirect)."""
+    """A successful poll. ``moved_to``: the permanent redirect seen this time (None: no redirect).
+
+    ``note``: what the operator should know although the poll succeeded ("2 entries skipped: ..."),
+    kept in ``last_error`` (the error count stays 0: the feed is healthy).
+    """
     values: dict[str, Any] = dict(
-        last_status=status, last_error=None, error_count=0, last_polled_at=now, last_success_at=now,
-        next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
+        last_status=status, last_error=note[:2000] if note else None, error_count=0, last_polled_at=now,
+        last_success_at=now, next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
     )
     if not not_modified:
         values.update(etag=etag, last_modified=last_modified)

@@ -1,9 +1,15 @@
 """Feed documents (bytes) to :class:`~monitor.domain.ParsedFeed` values.
 
 Owns format detection and reading: RSS 0.9x/1.0/2.0, RDF and Atom through
-feedparser, JSON Feed 1.0/1.1 through :mod:`json`. Pure: bytes in, values out.
-It must not do I/O, read the clock or settings, or import httpx; it leaves HTML
-in summaries and titles for :mod:`monitor.ingest.normalize` to turn into text.
+feedparser, JSON Feed (every published version) through :mod:`json`. Pure:
+bytes in, values out. It must not do I/O, read the clock or settings, or import
+httpx; it leaves HTML in summaries and titles for :mod:`monitor.ingest.normalize`
+to turn into text (fields a feed marks as plain text are escaped, so they come
+out as written).
+
+Decoding happens first, here, not in feedparser: see :mod:`monitor.ingest.decode`
+for the order. feedparser is handed the decoded text re-encoded as UTF-8 with a
+declaration that says so, so it never second-guesses the choice.
 
 Safety:
 
@@ -12,166 +18,311 @@ Safety:
   ``open(bytes)`` as a *file name*.
 * A document whose DOCTYPE declares entities (``<!ENTITY``) is refused before
   feedparser sees it. Feeds have no use for entity declarations; they are how
-  billion-laughs and external-entity attacks are written. Refusing is simpler
-  and safer than stripping the DOCTYPE, which would leave the document's
-  ``&name;`` references undefined anyway.
+  billion-laughs and external-entity attacks are written. The check reads the
+  decoded text (so UTF-16, UTF-32 and EBCDIC cannot hide a declaration) and
+  only the prolog, before the root element: an item that quotes a DOCTYPE in
+  CDATA is content, not a declaration. feedparser's own DOCTYPE handling stays
+  as a second layer.
+* One entry that cannot be read is skipped with a reason (:attr:`ParsedFeed.skipped`);
+  it never costs the feed its other entries.
 * At most :data:`MAX_ENTRIES` entries are kept per feed (the first ones, which
   in practice are the newest).
 
-Dates: feedparser reads unknown zone names (CEST, IST, JST, ...) as UTC and
-misreads ``2020/1/10 14:33:00`` as 1 November. Strings of those shapes are
-parsed here; everything else uses feedparser's result. ``Entry.published`` is
-timezone-aware UTC or ``None``. Dates are not compared with "now" here; that
-is normalisation's job, which is given the time.
+Links: relative item links resolve against ``xml:base`` (feedparser applies
+it), then the channel's ``<link>``, then the feed's URL. feedparser's own
+rewriting of URIs inside HTML is off (``resolve_relative_uris=False``): it is
+the slowest part of parsing large full-content feeds, and the text is reduced
+to plain text anyway.
+
+Dates: :func:`monitor.ingest.dates.parse_date` for every format, read in the
+feed's zone (per-feed ``timezone:`` setting, else the zone of the feed's
+language). ``Entry.published`` is timezone-aware UTC or ``None``.
 """
 
 from __future__ import annotations
 
-import calendar
+import html
 import io
 import json
 import re
 import xml.sax
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
-from email.utils import parsedate_tz
+from collections.abc import Callable, Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin, urlsplit
+from xml.parsers import expat
 
 import feedparser
+import feedparser.api
+import lxml.html
 
 from monitor.domain import Entry, ParsedFeed
 from monitor.errors import ParseError
+from monitor.ingest.dates import feed_zone, guess_language, parse_date
+from monitor.ingest.decode import decode_document
 
-__all__ = ["MAX_ENTRIES", "parse_feed"]
+# Buffered character data (see monitor.ingest.saxreader): same text, a fraction of the calls.
+if "monitor.ingest.saxreader" not in feedparser.api.PREFERRED_XML_PARSERS:
+    feedparser.api.PREFERRED_XML_PARSERS.insert(0, "monitor.ingest.saxreader")
+
+__all__ = ["MAX_ENTRIES", "discover_feed_links", "parse_date", "parse_feed"]
 
 MAX_ENTRIES = 500
-
-# Zone names seen in real feeds, with offsets in hours. feedparser knows only
-# the US ones and reads the rest as UTC. Ambiguous names take the reading most
-# common in news feeds: IST is India, CST is US Central (as feedparser reads it).
-_ZONE_HOURS: dict[str, float] = {
-    "UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "WET": 0, "WEST": 1, "BST": 1, "CET": 1, "CEST": 2,
-    "MET": 1, "MEST": 2, "MEZ": 1, "MESZ": 2, "EET": 2, "EEST": 3, "MSK": 3, "IST": 5.5, "PKT": 5,
-    "ICT": 7, "WIB": 7, "HKT": 8, "SGT": 8, "AWST": 8, "PHT": 8, "JST": 9, "KST": 9, "ACST": 9.5,
-    "AEST": 10, "AEDT": 11, "NZST": 12, "NZDT": 13, "HST": -10, "AKST": -9, "AKDT": -8,
-    "PST": -8, "PDT": -7, "MST": -7, "MDT": -6, "CST": -6, "CDT": -5, "EST": -5, "EDT": -4,
-    "AST": -4, "ADT": -3, "NST": -3.5, "NDT": -2.5, "BRT": -3, "ART": -3,
-}
-# Month abbreviations in English and the languages of the feeds monitor reads
-# (pt, es, it, fr, de); feedparser knows only English ones.
-_MONTHS: dict[str, int] = {}
-for _number, _names in enumerate(
-    [
-        "jan ene gen janv jän", "feb fev fév févr", "mar mär mrz mars", "apr abr avr",
-        "may mai mag", "jun giu juin", "jul lug juil", "aug ago août aoû",
-        "sep set sept", "oct out ott okt", "nov", "dec dez dic déc",
-    ],
-    start=1,
-):
-    for _name in _names.split():
-        _MONTHS[_name] = _number
-_RFC822ISH = re.compile(
-    r"^(?:[^\W\d]+\.?,?\s+)?(?P<d>\d{1,2})\s+(?P<mon>[^\W\d]{3,5})\.?\s+(?P<y>\d{2}|\d{4})"
-    r"\s+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?"
-    r"(?:\s*(?P<off>[+-]\d{2}:?\d{2})|\s+(?P<zone>[A-Za-z]{1,5}))?\s*$"
-)
-_SLASH_DATE = re.compile(
-    r"^\s*(?P<y>\d{4})/(?P<mo>\d{1,2})/(?P<d>\d{1,2})"
-    r"(?:[ T]+(?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?)?\s*$"
-)
-_DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
-_ENTITY = re.compile(rb"<!ENTITY", re.IGNORECASE)
+# Entries looked at in one document, and element nesting allowed. feedparser's cost grows with
+# both (754k empty items: 38 s; 900k nested elements: 80 s and 650 MB), while no real feed comes
+# near either; a document past them is cut before the entry that crosses the line.
+MAX_RAW_ENTRIES = 4 * MAX_ENTRIES
+MAX_DEPTH = 256
+MAX_JSON_DEPTH = 64  # deeper JSON is read item by item (see _salvage_json_items)
 _JSON_TYPES = ("application/feed+json", "application/json", "text/json")
+_FEED_TYPES = frozenset({
+    "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
+    "application/json", "application/xml", "text/xml", "application/x-rss+xml",
+})
+_XML_DECL = re.compile(r"^\s*<\?xml\b[^>]{0,500}?\?>")
+_PROLOG_SKIP = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
+_DOCTYPE = re.compile(r"<!DOCTYPE\b", re.IGNORECASE)
+_DOCTYPE_STOP = re.compile(r"""[\[\]>"']|<!--""")
+_ENTITY = re.compile(r"<!ENTITY", re.IGNORECASE)
+# A document that ends by closing a feed's root is complete, if flawed (an undefined entity, say):
+# feedparser's recovery reads it. One that stops before is cut short.
+_ROOT_CLOSED = re.compile(r"</\s*(?:[\w-]+:)?(?:rss|feed|RDF|channel)\s*>\s*$", re.IGNORECASE)
+_HTML_PAGE = re.compile(r"<html\b|<!doctype\s+html\b", re.IGNORECASE)
 
 
-def parse_feed(content: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+class EntryError(Exception):
+    """One entry cannot be read; carries the reason shown to the operator."""
+
+
+def parse_feed(content: bytes, *, url: str, content_type: str | None = None, encoding: str | None = None,
+               timezone: str | None = None) -> ParsedFeed:
     """Parse a feed document fetched from ``url``.
 
-    ``content_type`` is the HTTP Content-Type (its charset is honoured). Raises
-    :class:`ParseError` naming ``url`` when the bytes are not a feed.
+    ``content_type`` is the HTTP Content-Type (its charset is one of the hints
+    for decoding); ``encoding`` and ``timezone`` are the feed's settings, which
+    override what the document says. Raises :class:`ParseError` naming ``url``
+    when the bytes are not a feed.
     """
     if not content or not content.strip():
         raise ParseError(f"{url}: empty document, not a feed", url=url)
-    if _looks_like_json(content, content_type):
-        return _parse_json_feed(content, url=url)
-    _refuse_entities(content, url=url)
-    return _parse_xml_feed(content, url=url, content_type=content_type)
+    text = decode_document(content, content_type=content_type, override=encoding).text
+    if _looks_like_json(text, content_type):
+        return _parse_json_feed(text, url=url, timezone=timezone)
+    _refuse_entities(text, url=url)
+    return _parse_xml_feed(text, url=url, content_type=content_type, timezone=timezone)
+
+
+def _looks_like_json(text: str, content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    start = text.lstrip("\ufeff \t\r\n")[:1]
+    return start == "{" or (media in _JSON_TYPES and start != "<")
+
+
+def _entries(raws: Any, read: Callable[[Any], Entry | None]) -> tuple[list[Entry], list[str]]:
+    """Read entries one by one: one that fails is skipped with its reason, the others are kept."""
+    entries: list[Entry] = []
+    skipped: list[str] = []
+    for position, raw in enumerate(raws, start=1):
+        try:
+            entry = read(raw)
+        except EntryError as exc:
+            skipped.append(f"entry {position}: {exc}")
+            continue
+        except Exception:  # whatever one entry does, the feed's other entries are kept
+            skipped.append(f"entry {position}: could not be read")
+            continue
+        if entry is not None:
+            entries.append(entry)
+            if len(entries) >= MAX_ENTRIES:
+                break
+    return entries, skipped
 
 
 # --------------------------------------------------------------------------- XML
 
 
-def _looks_like_json(content: bytes, content_type: str | None) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in _JSON_TYPES:
-        return True
-    return content.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+def _refuse_entities(text: str, *, url: str) -> None:
+    """Refuse a DOCTYPE that declares entities. Reads the prolog only (before the root element)."""
+    position = 0
+    while True:
+        skipped = _PROLOG_SKIP.match(text, position)
+        if skipped and skipped.end() > position:
+            position = skipped.end()
+            continue
+        if not _DOCTYPE.match(text, position):
+            return
+        end = _doctype_end(text, position)
+        if _ENTITY.search(text, position, end):
+            raise ParseError(
+                f"{url}: the document declares XML entities in its DOCTYPE; refused "
+                "(entity expansion attacks), feeds have no need for them",
+                url=url,
+            )
+        position = end
 
 
-def _refuse_entities(content: bytes, *, url: str) -> None:
-    probe = content
-    if content[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16: look at it as UTF-8
-        probe = content.decode("utf-16", "replace").encode("utf-8")
-    doctype = _DOCTYPE.search(probe)
-    if doctype is not None and _ENTITY.search(probe, doctype.start()):
-        raise ParseError(
-            f"{url}: the document declares XML entities in its DOCTYPE; refused "
-            "(entity expansion attacks), feeds have no need for them",
-            url=url,
-        )
+def _doctype_end(text: str, start: int) -> int:
+    """Where a DOCTYPE declaration ends: its ``>`` outside quotes, comments and the internal subset."""
+    position, in_subset = start + 9, False
+    while True:
+        stop = _DOCTYPE_STOP.search(text, position)
+        if stop is None:
+            return len(text)
+        token = stop.group()
+        if token in ('"', "'"):
+            close = text.find(token, stop.end())
+            position = len(text) if close < 0 else close + 1
+        elif token == "<!--":
+            close = text.find("-->", stop.end())
+            position = len(text) if close < 0 else close + 3
+        elif token == "[":
+            in_subset, position = True, stop.end()
+        elif token == "]":
+            in_subset, position = False, stop.end()
+        elif in_subset:  # ">" ending a declaration inside the subset
+            position = stop.end()
+        else:
+            return stop.end()
 
 
-def _parse_xml_feed(content: bytes, *, url: str, content_type: str | None) -> ParsedFeed:
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
-    # sanitize_html off: normalisation turns all HTML into text anyway, and the
-    # sanitiser is the slowest part of feedparser on large HTML bodies.
-    result = feedparser.parse(io.BytesIO(content), response_headers=headers, sanitize_html=False)
-    raw_entries = list(result.entries)
+def _utf8_document(text: str) -> bytes:
+    """The decoded text as UTF-8 bytes whose XML declaration says UTF-8."""
+    text = text.lstrip("\ufeff")
+    declaration = _XML_DECL.match(text)
+    if declaration:
+        text = text[declaration.end():]
+    return b'<?xml version="1.0" encoding="utf-8"?>' + text.encode("utf-8", "replace")
+
+
+class _Cut(Exception):
+    """Stops the pre-scan: the document is cut at ``position`` and its ``open`` elements closed."""
+
+    def __init__(self, position: int, open_elements: list[str], reason: str) -> None:
+        super().__init__(reason)
+        self.position, self.open_elements, self.reason = position, open_elements, reason
+
+
+def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None]:
+    """``data`` cut before the entry that makes it too long or too deep, and closed; with the reason.
+
+    A fast pass with expat (no entity expansion: entity declarations were refused before). A
+    document that expat finds ill-formed is left to feedparser's own recovery.
+    """
+    scanner = expat.ParserCreate()
+    stack: list[str] = []
+    entries = 0
+    last_entry: tuple[int, list[str], int] | None = None
+
+    def start(name: str, attrs: object) -> None:
+        nonlocal entries, last_entry
+        stack.append(name)
+        if name.rsplit(":", 1)[-1] in ("item", "entry"):
+            entries += 1
+            if entries > MAX_RAW_ENTRIES:
+                raise _Cut(scanner.CurrentByteIndex, stack[:-1],
+                           f"entries after the first {MAX_RAW_ENTRIES}: not read (the document holds more)")
+            last_entry = (scanner.CurrentByteIndex, stack[:-1], entries)
+        if len(stack) > MAX_DEPTH:
+            if last_entry is None:
+                raise ParseError(f"{url}: elements nested more than {MAX_DEPTH} deep; not a feed monitor reads",
+                                 url=url)
+            position, open_elements, number = last_entry
+            raise _Cut(position, open_elements,
+                       f"entry {number} and the rest of the document: elements nested more than {MAX_DEPTH} deep")
+
+    def end(name: str) -> None:
+        stack.pop()
+
+    scanner.StartElementHandler = start
+    scanner.EndElementHandler = end
+    try:
+        scanner.Parse(data, True)
+    except _Cut as cut:
+        closing = "".join(f"</{name}>" for name in reversed(cut.open_elements)).encode("utf-8")
+        return data[:cut.position] + closing, cut.reason
+    except expat.ExpatError:
+        pass
+    return data, None
+
+
+def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: str | None) -> ParsedFeed:
+    media = (content_type or "").split(";", 1)[0].strip().lower() or "application/xml"
+    document, cut_reason = _bounded(_utf8_document(text), url=url)
+    # No content-location: relative links stay relative (or xml:base-resolved) so that the channel's
+    # <link> can be applied before the feed URL. sanitize_html off: normalisation turns all HTML
+    # into text anyway, and the sanitiser is the slowest part of feedparser on large HTML bodies.
+    result = feedparser.parse(io.BytesIO(document),
+                              response_headers={"content-type": f"{media}; charset=utf-8"},
+                              sanitize_html=False, resolve_relative_uris=False)
     feed = result.feed
     feed_link = _absolute(feed.get("link"), url)
-    entries: list[Entry] = []
-    for raw in raw_entries:
-        entry = _xml_entry(raw, url=url, feed_link=feed_link)
-        if entry is not None:
-            entries.append(entry)
-            if len(entries) >= MAX_ENTRIES:
-                break
-    if not entries:
+    atom = str(result.get("version") or "").startswith("atom")
+    language = _str(feed.get("language")) or guess_language(_clean(feed.get("title")) + " " + " ".join(
+        _clean(e.get("title")) for e in result.entries[:20]))
+    zone = feed_zone(timezone, language)
+    bases = [b for b in (feed_link, url) if b]
+    entries, skipped = _entries(
+        result.entries, lambda raw: _xml_entry(raw, bases=bases, atom=atom, zone=zone, language=language))
+    if cut_reason:
+        skipped.append(cut_reason)
+    if not entries and not skipped:
         # A feed with no entries is fine; a document that broke before its first
         # readable entry, or that no format claims (an HTML page), is not.
         reason = result.get("bozo_exception")
-        if isinstance(reason, xml.sax.SAXException):
+        if not result.get("version") and _HTML_PAGE.search(text[:4096]):
+            raise ParseError(_not_a_feed(text, url), url=url)
+        if isinstance(reason, xml.sax.SAXException) and not result.entries and not _ROOT_CLOSED.search(text[-200:]):
             raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
         if not result.get("version"):
-            raise ParseError(
-                f"{url}: not a feed (no RSS, Atom, RDF or JSON Feed document found; an HTML page?)",
-                url=url,
-            )
+            raise ParseError(_not_a_feed(text, url), url=url)
     return ParsedFeed(
-        title=_clean(feed.get("title")),
+        title=_text_field(feed, "title", atom),
         link=feed_link,
         entries=tuple(entries),
         ttl_minutes=_int(feed.get("ttl")),
+        skipped=tuple(skipped),
     )
 
 
-def _xml_entry(raw: Mapping[str, Any], *, url: str, feed_link: str | None) -> Entry | None:
-    link = _absolute(raw.get("link"), url)
+def _not_a_feed(text: str, url: str) -> str:
+    if _HTML_PAGE.search(text[:4096]):
+        links = discover_feed_links(text, url)
+        if links:
+            return (f"{url}: this is a web page, not a feed; it names its feed at {links[0]}: use that URL"
+                    + (f" (other feeds it names: {', '.join(links[1:4])})" if len(links) > 1 else ""))
+        return f"{url}: this is a web page, not a feed, and it names no feed (no <link rel=\"alternate\">)"
+    return f"{url}: not a feed (no RSS, Atom, RDF or JSON Feed document found; an HTML page?)"
+
+
+def _text_field(raw: Mapping[str, Any], key: str, atom: bool) -> str:
+    """A title or summary as HTML: Atom ``type="text"`` values are escaped, so they read as written."""
+    value = _clean(raw.get(key))
+    detail = raw.get(f"{key}_detail") or {}
+    if atom and value and detail.get("type") == "text/plain":
+        return html.escape(value, quote=False)
+    return value
+
+
+def _xml_entry(raw: Mapping[str, Any], *, bases: list[str], atom: bool, zone: tzinfo | None,
+               language: str | None) -> Entry | None:
+    link = _absolute(raw.get("link"), *bases)
     if link is None:
         for candidate in raw.get("links") or ():
             if candidate.get("rel", "alternate") == "alternate":
-                link = _absolute(candidate.get("href"), url)
+                link = _absolute(candidate.get("href"), *bases)
                 if link:
                     break
-    content_parts = [str(c.get("value") or "") for c in raw.get("content") or ()]
+    content_parts = []
+    for part in raw.get("content") or ():
+        value = str(part.get("value") or "")
+        if atom and part.get("type") == "text/plain":
+            value = html.escape(value, quote=False)
+        content_parts.append(value)
     content = "\n".join(p for p in content_parts if p.strip()).strip()
-    summary = _clean(raw.get("summary"))
+    summary = _text_field(raw, "summary", atom)
     if content == summary:
         content = ""
-    title = _clean(raw.get("title"))
+    title = _text_field(raw, "title", atom)
     if not (title or link or content or summary):
         return None
     return Entry(
@@ -180,135 +331,188 @@ def _xml_entry(raw: Mapping[str, Any], *, url: str, feed_link: str | None) -> En
         guid=_clean(raw.get("id")) or None,
         summary=summary,
         content=content,
-        published=_entry_date(raw),
+        published=_entry_date(raw, zone=zone, language=language) if isinstance(raw, dict) else None,
         author=_clean(raw.get("author")) or None,
     )
 
 
-def _entry_date(raw: Mapping[str, Any]) -> datetime | None:
+def _entry_date(raw: dict[str, Any], *, zone: tzinfo | None, language: str | None) -> datetime | None:
     for key in ("published", "updated", "created"):
-        text = raw.get(key)
-        parsed = raw.get(f"{key}_parsed")
-        if not text and not parsed:
-            continue
-        mine = parse_date(str(text)) if text else None
-        if mine is not None:
-            return mine
-        if parsed:
-            try:
-                return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
-            except (OverflowError, ValueError, OSError):
-                return None
+        text = dict.get(raw, key)  # dict.get: feedparser's own get() maps missing keys with a warning
+        if isinstance(text, str) and text.strip():
+            when = parse_date(text, zone=zone, language=language)
+            if when is not None:
+                return when
     return None
 
 
-def parse_date(text: str) -> datetime | None:
-    """Dates feedparser gets wrong; ``None`` for other shapes (feedparser's reading is used then).
+def discover_feed_links(page: str, base_url: str) -> list[str]:
+    """The feeds an HTML page names (``<link rel="alternate" type="application/rss+xml" href>``), absolute.
 
-    Handles RFC 822-like dates with any zone name in :data:`_ZONE_HOURS` and
-    month names in several languages (``Seg, 24 Set 2018 19:42:40 -0300``),
-    and ``YYYY/M/D h:m:s``, which has no zone and is read as UTC.
+    In the order the page lists them, without duplicates; only http(s) URLs.
     """
-    text = " ".join(text.split())
-    slash = _SLASH_DATE.match(text)
-    if slash:
-        return _datetime(slash["y"], slash["mo"], slash["d"], slash["h"], slash["mi"], slash["s"], 0.0)
-    rfc = _RFC822ISH.match(text)
-    if not rfc:
-        return None
-    month = _MONTHS.get(rfc["mon"].lower()) or _MONTHS.get(rfc["mon"].lower()[:3])
-    if month is None:
-        return None
-    if rfc["off"]:
-        digits = rfc["off"].replace(":", "")
-        sign = -1 if digits[0] == "-" else 1
-        hours = sign * (int(digits[1:3]) + int(digits[3:5]) / 60)
-    elif rfc["zone"]:
-        if rfc["zone"].upper() not in _ZONE_HOURS:
-            return None
-        hours = _ZONE_HOURS[rfc["zone"].upper()]
-    else:
-        hours = 0.0
-    year = int(rfc["y"])
-    if len(rfc["y"]) == 2:  # RFC 2822 section 4.3
-        year += 2000 if year < 50 else 1900
-    return _datetime(str(year), str(month), rfc["d"], rfc["h"], rfc["mi"], rfc["s"], hours)
-
-
-def _datetime(y: str, mo: str, d: str, h: str | None, mi: str | None, s: str | None,
-              offset_hours: float) -> datetime | None:
     try:
-        local = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(s or 0),
-                         tzinfo=timezone(timedelta(hours=offset_hours)))
-    except ValueError:
-        return None
-    return local.astimezone(UTC)
+        root = lxml.html.document_fromstring(page.encode("utf-8", "replace"),
+                                             parser=lxml.html.HTMLParser(encoding="utf-8", no_network=True))
+    except Exception:  # lxml raises several types on empty or odd documents; no links then
+        return []
+    base = base_url
+    for element in root.iter("base"):
+        href = element.get("href")
+        if href:
+            base = _absolute(href, base_url) or base_url
+            break
+    found: list[str] = []
+    for element in root.iter("link", "a"):
+        rel = (element.get("rel") or "").lower().split()
+        media = (element.get("type") or "").split(";", 1)[0].strip().lower()
+        if "alternate" not in rel or media not in _FEED_TYPES:
+            continue
+        link = _absolute(element.get("href"), base)
+        if link and link not in found:
+            found.append(link)
+    return found
 
 
 # --------------------------------------------------------------------------- JSON Feed
 
 
-def _parse_json_feed(content: bytes, *, url: str) -> ParsedFeed:
+def _parse_json_feed(text: str, *, url: str, timezone: str | None) -> ParsedFeed:
     try:
-        doc = json.loads(content.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(text, parse_int=_json_int)
+        items: Any = doc.get("items") if isinstance(doc, dict) else None
+    except RecursionError:
+        doc, items = _salvage_json(text, url=url)
+    except json.JSONDecodeError as exc:
         raise ParseError(f"{url}: malformed JSON Feed ({exc})", url=url) from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+    if not isinstance(doc, dict) or not isinstance(items, list):
         raise ParseError(f"{url}: JSON document is not a JSON Feed (no 'items' list)", url=url)
-    version = str(doc.get("version") or "")
-    if version and not version.startswith("https://jsonfeed.org/version/"):
-        raise ParseError(f"{url}: unknown JSON Feed version {version!r}", url=url)
     home = _absolute(_str(doc.get("home_page_url")), url)
-    entries: list[Entry] = []
-    for raw in doc["items"]:
-        if not isinstance(raw, dict):
+    language = _str(doc.get("language")) or guess_language(" ".join(
+        str(i.get("title") or "") for i in items[:20] if isinstance(i, dict)))
+    zone = feed_zone(timezone, language)
+    bases = [b for b in (home, url) if b]
+    entries, skipped = _entries(items, lambda raw: _json_entry(raw, bases=bases, zone=zone, language=language))
+    return ParsedFeed(title=_clean(_str(doc.get("title"))), link=home, entries=tuple(entries),
+                      skipped=tuple(skipped))
+
+
+def _json_int(digits: str) -> int | float:
+    # A 5000-digit number is no reason to lose a feed (int() refuses over 4300 digits).
+    return int(digits) if len(digits) <= 100 else float(digits)
+
+
+def _salvage_json(text: str, *, url: str) -> tuple[dict[str, Any], list[Any]]:
+    """A document too deeply nested to read whole: read its top-level values, and its items one by one.
+
+    An item nested too deeply is skipped (as an item that fails to load); the others are kept.
+    """
+    spans = _top_level_spans(text)
+    if spans is None:
+        raise ParseError(f"{url}: malformed JSON Feed (nesting too deep or unbalanced)", url=url)
+    doc: dict[str, Any] = {}
+    items: list[Any] = []
+    for key, start, end in spans:
+        if key == "items":
+            for item_start, item_end in _array_spans(text, start, end) or ():
+                try:
+                    items.append(json.loads(text[item_start:item_end], parse_int=_json_int))
+                except (RecursionError, json.JSONDecodeError):
+                    items.append(None)  # counted as a skipped entry below
             continue
-        entry = _json_entry(raw, url=url)
-        if entry is not None:
-            entries.append(entry)
-            if len(entries) >= MAX_ENTRIES:
-                break
-    return ParsedFeed(title=_clean(_str(doc.get("title"))), link=home, entries=tuple(entries))
+        try:
+            doc[key] = json.loads(text[start:end], parse_int=_json_int)
+        except (RecursionError, json.JSONDecodeError):
+            continue
+    doc["items"] = items
+    return doc, items
 
 
-def _json_entry(raw: dict[str, Any], *, url: str) -> Entry | None:
-    link = _absolute(_str(raw.get("url")), url) or _absolute(_str(raw.get("external_url")), url)
+# Strings, runs of opening or closing brackets (one token for "[[[[": deep nesting costs one step), "," and ":".
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]+|[\]}]+|[,:]', re.DOTALL)
+
+
+def _value_spans(text: str, start: int, end: int) -> list[tuple[int, int, int]] | None:
+    """(member start, value start, value end) of each comma-separated member between ``start`` and ``end``.
+
+    Stops at the bracket that closes the enclosing object or array; None if there is none.
+    """
+    members: list[tuple[int, int, int]] = []
+    depth, member_start, value_start = 0, start, start
+    for token in _JSON_TOKEN.finditer(text, start, end):
+        kind = token.group()
+        first = kind[0]
+        if first in "[{":
+            depth += len(kind)
+        elif first in "]}":
+            if len(kind) > depth:  # this run closes the enclosing container
+                members.append((member_start, value_start, token.start() + depth))
+                return members
+            depth -= len(kind)
+        elif depth == 0 and kind == ":":
+            value_start = token.end()
+        elif depth == 0 and kind == ",":
+            members.append((member_start, value_start, token.start()))
+            member_start = value_start = token.end()
+    return None
+
+
+def _top_level_spans(text: str) -> list[tuple[str, int, int]] | None:
+    opening = text.find("{")
+    if opening < 0:
+        return None
+    members = _value_spans(text, opening + 1, len(text))
+    if members is None:
+        return None
+    spans = []
+    for member_start, value_start, value_end in members:
+        try:
+            key = json.loads(text[member_start:value_start].rstrip().rstrip(":"))
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(key, str):
+            spans.append((key, value_start, value_end))
+    return spans
+
+
+def _array_spans(text: str, start: int, end: int) -> list[tuple[int, int]] | None:
+    opening = text.find("[", start, end)
+    if opening < 0:
+        return None
+    members = _value_spans(text, opening + 1, end)
+    if members is None:
+        return None
+    return [(s, e) for s, _v, e in members if text[s:e].strip()]
+
+
+def _json_entry(raw: Any, *, bases: list[str], zone: tzinfo | None, language: str | None) -> Entry | None:
+    if raw is None:
+        raise EntryError("nested too deeply to read")
+    if not isinstance(raw, dict):
+        return None
+    link = _absolute(_str(raw.get("url")), *bases) or _absolute(_str(raw.get("external_url")), *bases)
     title = _clean(_str(raw.get("title")))
     summary = _clean(_str(raw.get("summary")))
-    content = (_str(raw.get("content_html")) or _str(raw.get("content_text")) or "").strip()
+    content_html = _str(raw.get("content_html")) or ""
+    content_text = _str(raw.get("content_text")) or ""
+    content = (content_html or html.escape(content_text, quote=False)).strip()
+    if not summary:  # the item's text is its summary: digests, chat and webhooks show the summary
+        summary, content = content, ""
     if not (title or link or content or summary):
         return None
     authors: list[Any] = raw["authors"] if isinstance(raw.get("authors"), list) else [raw.get("author")]
     names = [_str(a.get("name")) for a in authors if isinstance(a, dict)]
     guid = raw.get("id")
+    date = _str(raw.get("date_published")) or _str(raw.get("date_modified"))
     return Entry(
         title=title,
         link=link,
-        guid=str(guid).strip() or None if guid is not None else None,
+        guid=str(guid).strip() or None if isinstance(guid, str | int) and not isinstance(guid, bool) else None,
         summary=summary,
         content=content,
-        published=_iso_date(_str(raw.get("date_published")) or _str(raw.get("date_modified"))),
+        published=parse_date(date, zone=zone, language=language) if date else None,
         author=", ".join(n for n in names if n) or None,
     )
-
-
-def _iso_date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        # Real JSON feeds sometimes carry RFC 822 dates despite the spec.
-        parts = parsedate_tz(text)
-        if parts is None:
-            return None
-        try:
-            return datetime.fromtimestamp(calendar.timegm(parts[:9]) - (parts[9] or 0), tz=UTC)
-        except (OverflowError, ValueError, OSError):
-            return None
-    if when.tzinfo is None:  # the spec requires an offset; assume UTC rather than drop it
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -329,14 +533,19 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _absolute(link: str | None, base: str) -> str | None:
-    """An absolute http(s) link, resolved against ``base`` if relative; else None."""
-    if not link or not link.strip():
+def _absolute(link: Any, *bases: str) -> str | None:
+    """An absolute http(s) link: ``link`` itself, or resolved against the first base that makes it one."""
+    if not isinstance(link, str) or not link.strip():
         return None
     link = link.strip()
-    try:
-        resolved = urljoin(base, link)
-        scheme = urlsplit(resolved).scheme.lower()
-    except ValueError:
-        return None
-    return resolved if scheme in ("http", "https") else None
+    for base in ("", *bases):
+        try:
+            resolved = urljoin(base, link) if base else link
+            parts = urlsplit(resolved)
+        except ValueError:
+            continue
+        if parts.scheme.lower() in ("http", "https") and parts.netloc:
+            return resolved
+        if parts.scheme and parts.scheme.lower() not in ("http", "https"):
+            return None  # javascript:, mailto:, data: ... never become links
+    return None

@@ -44,20 +44,20 @@ def test_named_zones_are_not_read_as_utc() -> None:
         ("mer, 16 nov 2022 00:38:15 +0100", datetime(2022, 11, 15, 23, 38, 15, tzinfo=UTC)),
         ("Thu, 07 Dec 17 18:00:29 +0000", datetime(2017, 12, 7, 18, 0, 29, tzinfo=UTC)),
         ("2020/1/10 14:33:00", datetime(2020, 1, 10, 14, 33, tzinfo=UTC)),
-        ("Tue, 10 Jun 2025 10:00:00 XYZ", None),  # unknown zone: left to feedparser
-        ("2025-06-10T10:00:00+02:00", None),  # ISO 8601: feedparser reads it right
+        ("Tue, 10 Jun 2025 10:00:00 XYZ", datetime(2025, 6, 10, 10, 0, tzinfo=UTC)),  # unknown: the feed's zone
+        ("2025-06-10T10:00:00+02:00", datetime(2025, 6, 10, 8, 0, tzinfo=UTC)),
         ("Tue, 31 Feb 2025 10:00:00 GMT", None),
     ],
 )
-def test_parse_date_fixes_what_feedparser_misreads(text: str, expected: datetime | None) -> None:
+def test_parse_date_reads_what_feedparser_misreads(text: str, expected: datetime | None) -> None:
     assert parse_date(text) == expected
 
 
-def test_atom_relative_links_resolve_against_feed_url_and_xml_base() -> None:
+def test_atom_relative_links_resolve_against_channel_link_and_xml_base() -> None:
     feed = parse_feed((DATA / "atom-relative.xml").read_bytes(), url=FEED_URL)
     assert feed.link == "https://blog.example.net/"
     first, second = feed.entries
-    assert first.link == "https://feeds.example.org/posts/1"
+    assert first.link == "https://blog.example.net/posts/1"
     assert second.link == "https://cdn.example.net/base/posts/2"
     assert first.published == datetime(2025, 6, 10, 8, 0, tzinfo=UTC)
     assert second.published == datetime(2025, 6, 11, 0, 0, tzinfo=UTC)  # falls back to <updated>
@@ -78,11 +78,11 @@ def test_json_feed(content_type: str | None) -> None:
     assert feed.link == "https://json.example.org/"
     assert [e.guid for e in feed.entries] == ["1", "2"]  # item 3 has nothing to show: dropped
     first, second = feed.entries
-    assert first.content == "<p>Hi</p>"
+    assert (first.summary, first.content) == ("<p>Hi</p>", "")  # the item's text is its summary
     assert first.author == "Ann"
     assert first.published == datetime(2025, 6, 10, 8, 0, tzinfo=UTC)
-    assert second.link == "https://feeds.example.org/2"
-    assert second.content == "No title here"
+    assert second.link == "https://json.example.org/2"  # relative: against the home page, like a channel link
+    assert second.summary == "No title here"
 
 
 @pytest.mark.parametrize("name", ["billion-laughs.xml", "external-entity.xml"])
