@@ -8,6 +8,7 @@ Alembic (``monitor/migrations``) on SQLite as on PostgreSQL.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,18 +28,40 @@ from monitor.errors import DatabaseError
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def normalise_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (what hosting services hand out) use the psycopg 3 driver."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """Build the engine for ``url``; creates the folder of a SQLite file."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    url = normalise_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        raise DatabaseError(f"database_url {url.split('://', 1)[0]}://…: not a database URL; write e.g. "
+                            "sqlite:///var/monitor.db or postgresql://user@host/dbname") from None
     if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
+        path = parsed.database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror}") from None
+            if not os.access(folder, os.W_OK | os.X_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+                raise DatabaseError(f"cannot write the SQLite database {path}: permission denied "
+                                    "(choose a writable database_url or fix the folder's permissions)")
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_pragmas(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+    try:
+        return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+        raise DatabaseError(f"database_url {redact_url(parsed)}: {exc}") from None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

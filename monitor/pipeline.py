@@ -9,6 +9,7 @@ recorded on their row, and the cycle goes on.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -18,7 +19,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -38,7 +39,7 @@ from monitor.deliver.render import render_email, render_webhook
 from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
-from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError
+from monitor.errors import ConfigError, DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError
 from monitor.ingest.cluster import DEFAULT_THRESHOLD, StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entry
@@ -81,6 +82,8 @@ class WatchlistSource:
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self.result: LoadResult | None = None
         self.matcher: Matcher | None = None
+        self._versions: dict[str, str] = {}
+        self._versions_of: LoadResult | None = None
 
     def _files_stamp(self) -> tuple[tuple[str, int, int], ...]:
         try:
@@ -120,6 +123,22 @@ class WatchlistSource:
         self.result, self.matcher = result, matcher
         return self.matcher
 
+    @property
+    def versions(self) -> dict[str, str]:
+        """``{name: "version:fingerprint"}`` of the watchlists in use; the fingerprint changes with any edit
+        that can change what matches (rules, cues, threshold, or the shared actors and calendar)."""
+        if self.result is None:
+            return {}
+        if self._versions_of is not self.result:
+            shared = repr(sorted(self.result.actors.items())) + repr(self.result.calendar)
+            self._versions = {
+                w.name: f"{w.version}:" + hashlib.sha256(
+                    (repr(replace(w, line=0, examples=(), path="")) + shared).encode()).hexdigest()[:12]
+                for w in self.result.watchlists
+            }
+            self._versions_of = self.result
+        return self._versions
+
     def _keep_last_good(self, result: LoadResult) -> LoadResult | None:
         """The new lists, plus the last good version of each list whose file is now broken.
 
@@ -156,6 +175,7 @@ class Context:
     rand: Callable[[], float] = random.random
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last: dict[str, object] = field(default_factory=dict)  # last cycles' summaries, for the heartbeat
+    rematched: str | None = None  # the match set whose stored items this process has matched up
     _pool: ProcessPoolExecutor | None = None
 
     def parse_pool(self) -> ProcessPoolExecutor | None:
@@ -213,6 +233,7 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
             )
     source = WatchlistSource(settings.watchlists_dir)
     source.get()
+    check_subscribed_watchlists(settings, source.result)
     retry = settings.delivery_retry
     ctx = Context(settings=settings, engine=engine, watchlists=source,
                   owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
@@ -220,6 +241,25 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
     with session_scope(engine) as session:
         store.sync_config(session, settings, now)
     return ctx
+
+
+def check_subscribed_watchlists(settings: Settings, result: LoadResult | None) -> None:
+    """Refuse a subscription that follows a watchlist that does not exist: it would never receive anything.
+
+    A list whose file is present but broken counts as existing (the daemon keeps its last good
+    version; one-shot commands refuse broken files on their own).
+    """
+    known = {w.name for w in result.watchlists} if result is not None else set()
+    present = known | {Path(str(e.path)).stem for e in (result.errors if result is not None else []) if e.path}
+    for sub in settings.subscriptions:
+        missing = [name for name in sub.watchlists if name not in present]
+        if missing:
+            names = ", ".join(repr(m) for m in missing)
+            raise ConfigError(
+                f"subscription {sub.name!r} follows {'watchlist' if len(missing) == 1 else 'watchlists'} {names}, "
+                f"which {'does' if len(missing) == 1 else 'do'} not exist in {settings.watchlists_dir}; "
+                f"the watchlists are: {', '.join(sorted(known)) or '(none)'}"
+            )
 
 
 def beat(ctx: Context, *, now: datetime) -> None:
@@ -261,6 +301,7 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     started = time.perf_counter()
     summary = PollSummary()
     matcher = ctx.watchlists.get()
+    match_key = catch_up(ctx, now=now, summary=summary)
     while True:
         claimed = store.claim_due_feeds(
             ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=POLL_BATCH,
@@ -268,7 +309,7 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
         )
         if not claimed:
             break
-        asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary))
+        asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key))
         if len(claimed) < POLL_BATCH:
             break
     summary.duration_ms = (time.perf_counter() - started) * 1000
@@ -306,7 +347,8 @@ class _StateWrites:
 
 
 async def _poll_feeds(
-    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary
+    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary,
+    match_key: str | None = None,
 ) -> None:
     policy = ctx.fetch_policy
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
@@ -341,7 +383,7 @@ async def _poll_feeds(
                 summary.feeds_polled += 1
                 try:
                     _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes,
-                                   prepared=prepared)
+                                   prepared=prepared, match_key=match_key)
                 except Exception as exc:  # one bad feed never stops the cycle
                     log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
                     _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
@@ -400,6 +442,7 @@ def _record_failure(
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
     now: datetime, summary: PollSummary, writes: _StateWrites, prepared: Prepared | None = None,
+    match_key: str | None = None,
 ) -> None:
     if isinstance(outcome, FetchError):
         message = str(outcome)
@@ -443,6 +486,8 @@ def _store_outcome(
             if ok:
                 hits.extend((item_id, m) for m in matcher.match(_document(item), on=_reference_date(item, now)))
         store.insert_hits(session, hits, now=now)
+        if match_key is not None:
+            store.mark_matched(session, [item_id for item_id, _item, ok in new if ok], match_key)
         # Stories only matter for what is delivered: group the items that hit a watchlist (a few
         # in a hundred), not the whole stream, which keeps the story index small and writes cheap.
         hit_items = {item_id for item_id, _m in hits}
@@ -489,6 +534,92 @@ def _document(item: Item) -> Document:
 
 def _reference_date(item: Item, now: datetime) -> date:
     return (item.published_at or now).date()
+
+
+# --- matching stored items again when watchlists change ------------------------------------------
+
+
+@dataclass
+class RematchSummary:
+    items: int = 0  # items matched again
+    hits: Counter[str] = field(default_factory=Counter)  # new hits per watchlist
+
+
+def catch_up(ctx: Context, *, now: datetime, summary: PollSummary | None = None) -> str:
+    """Match the stored items of the alert window against the watchlist versions they have not met.
+
+    A watchlist that was fixed, edited or added since an item was stored is applied to it
+    once; new hits flow to subscriptions like any other, and hits already stored (and sent)
+    stay as they are. Runs when this process first sees a set of watchlist versions; the
+    items record the set they were matched against, so every worker does it at most once per change.
+    Returns the key of the current set, for the cycle to record on the items it stores.
+    """
+    with session_scope(ctx.engine) as session:
+        key = store.ensure_match_set(session, ctx.watchlists.versions, now=now)
+    if ctx.rematched == key:
+        return key
+    since = now - timedelta(seconds=ctx.settings.new_feed_alert_window)
+    result = rematch_stored(ctx, now=now, since=since)
+    if result.items:
+        log.info("matched %d stored items against changed watchlists: %d new hits", result.items,
+                 sum(result.hits.values()), extra={"hits": dict(result.hits)})
+    if summary is not None:
+        summary.hits.update(result.hits)
+    ctx.rematched = key
+    return key
+
+
+def rematch_stored(ctx: Context, *, now: datetime, since: datetime, names: Sequence[str] | None = None,
+                   force: bool = False, batch: int = 500) -> RematchSummary:
+    """Match alertable stored items fetched since ``since`` against the current watchlists (``names``: only
+    these) they were not matched against yet; ``force``: whatever the items' record says.
+
+    Hits are unique per (item, watchlist), so an item that already hit a list keeps its hit and
+    is never sent again.
+    """
+    matcher = ctx.watchlists.get()
+    versions = ctx.watchlists.versions
+    wanted = {n: v for n, v in versions.items() if names is None or n in names}
+    summary = RematchSummary()
+    sets: dict[str | None, dict[str, str]] = {None: {}}
+    with session_scope(ctx.engine) as session:
+        current = store.ensure_match_set(session, versions, now=now)
+    sets[current] = dict(versions)
+    after = 0
+    while True:
+        with session_scope(ctx.engine) as session:
+            rows = store.items_to_rematch(session, since=since, after_id=after, limit=batch,
+                                          skip_key=None if force else current)
+            if not rows:
+                break
+            after = rows[-1].id
+            sets.update(store.match_sets(session, {r.matched_with for r in rows if r.matched_with not in sets
+                                                   and r.matched_with is not None}))
+            hits: list[tuple[int, Match]] = []
+            marks: dict[str, list[int]] = {}
+            for row in rows:
+                done = sets.get(row.matched_with, {})
+                todo = {n for n, v in wanted.items() if force or done.get(n) != v}
+                if not todo:
+                    continue
+                summary.items += 1
+                found = matcher.match(_document(row.item), on=_reference_date(row.item, row.item.fetched_at))
+                hits.extend((row.id, m) for m in found if m.watchlist in todo)
+                merged = {**done, **{n: versions[n] for n in todo}}
+                key = store.ensure_match_set(session, merged, now=now) if merged != done else row.matched_with
+                sets.setdefault(key, merged)
+                if key is not None:
+                    marks.setdefault(key, []).append(row.id)
+            new = store.insert_hits_reporting(session, hits, now=now)
+            for key, ids in marks.items():
+                store.mark_matched(session, ids, key)
+            hit_items = {item_id for item_id, _name in new}
+            store.assign_stories(session, [(r.id, r.item) for r in rows if r.id in hit_items and r.story_id is None],
+                                 now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD)
+            summary.hits.update(name for _item_id, name in new)
+        if len(rows) < batch:
+            break
+    return summary
 
 
 # --- delivery -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ count says whether this process won), which serves SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from array import array
 from collections import Counter, defaultdict
@@ -25,7 +26,7 @@ from sqlmodel import Session, col, select
 from monitor.config import Settings
 from monitor.domain import Item, Match, StoredHit
 from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
-from monitor.models import Delivery, DeliveryHit, Feed, Hit, StoryKey, Subscription, Worker
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Worker
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
 
@@ -764,3 +765,96 @@ def stored_hit_items(session: Session, watchlist: str, *, since: datetime | None
     if since is not None:
         query = query.where(col(ItemRow.fetched_at) >= since)
     return {item_id: version for item_id, version in session.execute(query)}
+
+
+# --- which watchlist versions items were matched against ---------------------------------------
+
+
+def match_set_key(versions: Mapping[str, str]) -> str:
+    """A short stable key for a set of ``{watchlist: version}``."""
+    return hashlib.sha256(json.dumps(sorted(versions.items())).encode()).hexdigest()[:32]
+
+
+def ensure_match_set(session: Session, versions: Mapping[str, str], *, now: datetime) -> str:
+    """Record this set of watchlist versions (once; several workers may race) and return its key."""
+    key = match_set_key(versions)
+    table = MatchSet.__table__  # type: ignore[attr-defined]
+    session.execute(_insert(session, table).values(key=key, lists=json.dumps(dict(sorted(versions.items()))),
+                                                   created_at=now).on_conflict_do_nothing(index_elements=["key"]))
+    return key
+
+
+def match_sets(session: Session, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = session.execute(sa.select(MatchSet.key, MatchSet.lists).where(  # type: ignore[call-overload]
+        col(MatchSet.key).in_(wanted)))
+    return {key: json.loads(lists) for key, lists in rows}
+
+
+def mark_matched(session: Session, item_ids: Sequence[int], key: str) -> None:
+    """Record that these items were matched against the watchlist versions of match set ``key``."""
+    for start in range(0, len(item_ids), 5000):
+        session.execute(sa.update(ItemRow).where(col(ItemRow.id).in_(list(item_ids[start:start + 5000])))
+                        .values(matched_with=key))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An alertable stored item, as rematching needs it."""
+
+    id: int
+    item: Item
+    matched_with: str | None
+    story_id: int | None
+
+
+def items_to_rematch(session: Session, *, since: datetime, after_id: int, limit: int,
+                     skip_key: str | None) -> list[StoredItem]:
+    """Alertable items (text not pruned) fetched since ``since``, in id order after ``after_id``;
+    ``skip_key``: leave out items already matched against that set."""
+    query = (
+        sa.select(ItemRow, Feed.url)  # type: ignore[call-overload]
+        .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+        .where(col(ItemRow.id) > after_id, col(ItemRow.fetched_at) >= since, col(ItemRow.alertable).is_(True),
+               col(ItemRow.pruned).is_(False))
+        .order_by(col(ItemRow.id)).limit(limit)
+    )
+    if skip_key is not None:
+        query = query.where(sa.or_(col(ItemRow.matched_with).is_(None), col(ItemRow.matched_with) != skip_key))
+    out = []
+    for row, feed_url in session.execute(query):
+        assert row.id is not None and row.fetched_at is not None
+        out.append(StoredItem(
+            id=row.id, matched_with=row.matched_with, story_id=row.story_id,
+            item=Item(fingerprint=row.fingerprint, title=row.title, link=row.link, guid=row.guid, summary=row.summary,
+                      content=row.content, published_at=row.published_at, author=row.author, feed_url=feed_url,
+                      fetched_at=row.fetched_at),
+        ))
+    return out
+
+
+def insert_hits_reporting(session: Session, hits: Iterable[tuple[int, Match]], *,
+                          now: datetime) -> list[tuple[int, str]]:
+    """Like :func:`insert_hits`, returning the ``(item_id, watchlist)`` of the hits that were new."""
+    rows = [
+        dict(item_id=item_id, watchlist=m.watchlist, watchlist_version=m.version, score=m.score,
+             evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
+        for item_id, m in hits
+    ]
+    table = Hit.__table__  # type: ignore[attr-defined]
+    inserted: list[tuple[int, str]] = []
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table).values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
+            .returning(table.c.item_id, table.c.watchlist)
+        )
+        inserted.extend((item_id, name) for item_id, name in session.execute(stmt))
+    return inserted
+
+
+def known_hit_watchlists(session: Session) -> set[str]:
+    """Watchlist names that have stored hits (a list removed from the folder still has its history)."""
+    return set(session.scalars(sa.select(Hit.watchlist).distinct()))  # type: ignore[call-overload]
