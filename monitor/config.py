@@ -174,6 +174,8 @@ class SubscriptionConfig(_Strict):
     min_score: float = Field(default=0.0, ge=0)
     max_items: int = Field(default=50, ge=1, le=500)  # per message; more hits are split over several messages
     quiet_hours: str | None = None  # "22:00-07:00" in the subscription's time zone: nothing is sent then
+    # Spelling of the words monitor writes in messages (list names, labels): en-GB "defence", en-US "defense".
+    language: Literal["en-GB", "en-US"] = "en-GB"
 
     @field_validator("quiet_hours")
     @classmethod

@@ -31,11 +31,11 @@ from sqlmodel import Session
 from monitor import store
 from monitor.config import Settings, SubscriptionConfig
 from monitor.db import current_revision, head_revision, make_engine, redact_url, session_scope, upgrade
-from monitor.deliver.chat import render_chat_parts
-from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, split_digest
+from monitor.deliver.chat import render_chat, render_chat_parts
+from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
 from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
 from monitor.deliver.outbox import RetryPolicy, next_attempt_at
-from monitor.deliver.render import render_email, render_webhook
+from monitor.deliver.render import render_email, render_webhook, webhook_payload
 from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
@@ -249,8 +249,10 @@ def check_subscribed_watchlists(settings: Settings, result: LoadResult | None) -
     A list whose file is present but broken counts as existing (the daemon keeps its last good
     version; one-shot commands refuse broken files on their own).
     """
-    known = {w.name for w in result.watchlists} if result is not None else set()
-    present = known | {Path(str(e.path)).stem for e in (result.errors if result is not None else []) if e.path}
+    if result is None or any(e.path == str(settings.watchlists_dir) for e in result.errors):
+        return  # the folder itself is missing or unreadable: that error is reported on its own
+    known = {w.name for w in result.watchlists}
+    present = known | {Path(str(e.path)).stem for e in result.errors if e.path}
     for sub in settings.subscriptions:
         missing = [name for name in sub.watchlists if name not in present]
         if missing:
@@ -724,8 +726,52 @@ def build_subscription_digest(
     """The digest value for these hits, with the calendar's coming-up notes and failing sources."""
     extras = extras or _DigestExtras(ctx, now)
     digest = build_digest(cfg.name, hits, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
-                          titles=titles, order=cfg.watchlists)
+                          titles=titles, order=cfg.watchlists, language=cfg.language)
     return replace(digest, coming_up=extras.coming_up(cfg.timezone), sources=extras.sources(session))
+
+
+def example_for(ctx: Context, cfg: SubscriptionConfig, *, now: datetime, test: bool) -> Digest:
+    """Made-up entries in the subscription's own layout, zone and spelling (a test or an example)."""
+    return example_digest(cfg.name, cfg.watchlists, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
+                          titles=watchlist_titles(ctx), language=cfg.language, test=test)
+
+
+def send_test_message(ctx: Context, cfg: SubscriptionConfig, *, now: datetime) -> str:
+    """Send a clearly marked test message through the subscription's real transport; returns where it went.
+
+    Nothing is recorded in the outbox: a test carries no hits and is never retried.
+    Raises DeliveryError when the transport refuses it.
+    """
+    digest = example_for(ctx, cfg, now=now, test=True)
+    key = f"test_{uuid.uuid4().hex}"
+    if cfg.webhook is not None:
+        if cfg.webhook.format == "json":
+            payload = webhook_payload(digest, delivery_key=key)
+            payload.update(type="monitor.test", test=True, notice=digest.notice)
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        else:
+            body = render_chat(digest, cfg.webhook.format, delivery_key=key)[0]
+        secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
+        return asyncio.run(_post_once(ctx, OutgoingWebhook(key=key, url=cfg.webhook.url, body=body, secret=secret),
+                                      now=now))
+    settings = ctx.settings
+    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
+    recipients = list(cfg.email or [])
+    rendered = render_email(digest)
+    payload_bytes = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
+                            recipients=recipients, key=key, date=now,
+                            extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+    transport: SmtpTransport | FileTransport = (
+        SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir)
+    )
+    return transport.send(OutgoingEmail(key=key, subscription=cfg.name, sender=sender, recipients=recipients,
+                                        payload=payload_bytes, created_at=now))
+
+
+async def _post_once(ctx: Context, message: OutgoingWebhook, *, now: datetime) -> str:
+    policy = ctx.webhook_policy
+    async with build_client(policy) as client:
+        return await WebhookTransport(client, policy).send(message, now=now)
 
 
 def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,

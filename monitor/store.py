@@ -14,9 +14,10 @@ import json
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.config import Settings
-from monitor.domain import Item, Match, StoredHit
+from monitor.domain import Item, Match, StoredHit, StoryRef
 from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
 from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Worker
 from monitor.models import Item as ItemRow
@@ -95,7 +96,7 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
             ).on_conflict_do_nothing(index_elements=["url"]))
         else:
             row.name, row.interval_seconds, row.alert_window_seconds = cfg.name, interval, window
-            row.origin = "config"
+            row.origin, row.paused, row.removed_at = "config", False, None
             if not row.active and row.last_status != 410:
                 row.active, row.next_poll_at = True, now
             session.add(row)
@@ -135,6 +136,43 @@ def add_imported_feeds(
         added += 1
     session.flush()
     return added
+
+
+def get_feed(session: Session, url: str) -> Feed | None:
+    return session.exec(select(Feed).where(col(Feed.url) == url)).first()
+
+
+def add_feed(session: Session, url: str, *, name: str | None, interval: int, alert_window: int,
+             now: datetime) -> str:
+    """Add a feed from the command line (``origin="cli"``): ``"added"``, ``"restored"`` (it had been removed)
+    or ``"known"`` (already there; nothing changed)."""
+    row = get_feed(session, url)
+    if row is None:
+        session.add(Feed(url=url, name=name, interval_seconds=interval, alert_window_seconds=alert_window,
+                         active=True, next_poll_at=now, created_at=now, origin="cli"))
+        session.flush()
+        return "added"
+    if row.removed_at is None:
+        return "known"
+    row.removed_at, row.paused, row.active, row.next_poll_at = None, False, True, now
+    row.name = name or row.name
+    row.interval_seconds = interval
+    session.add(row)
+    return "restored"
+
+
+def set_feed_paused(session: Session, row: Feed, *, paused: bool, now: datetime) -> None:
+    """Pause (not polled) or resume (polled at the next cycle) a feed."""
+    row.paused, row.active = paused, not paused
+    if not paused:
+        row.next_poll_at, row.error_count, row.last_error = now, 0, None
+    session.add(row)
+
+
+def remove_feed(session: Session, row: Feed, *, now: datetime) -> None:
+    """Stop polling a feed and hide it; its items and hits stay (deliveries and stories refer to them)."""
+    row.active, row.paused, row.removed_at = False, False, now
+    session.add(row)
 
 
 def claim_due_feeds(
@@ -247,7 +285,8 @@ def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[
 
 
 def list_feeds(session: Session) -> list[Feed]:
-    return list(session.exec(select(Feed).order_by(col(Feed.id))))
+    """Every feed but those removed with ``feeds remove``."""
+    return list(session.exec(select(Feed).where(col(Feed.removed_at).is_(None)).order_by(col(Feed.id))))
 
 
 # --- items and hits ----------------------------------------------------------------------------
@@ -319,7 +358,7 @@ def _view(hit: Hit, item: ItemRow, feed: Feed, follow_up: bool = False) -> Store
         hit_id=hit.id, item_id=hit.item_id, watchlist=hit.watchlist, score=hit.score,
         evidence=json.loads(hit.evidence), title=item.title, link=item.link, summary=item.summary,
         published_at=item.published_at, feed_name=feed.name, feed_url=feed.url, created_at=hit.created_at,
-        story_id=item.story_id, follow_up=follow_up,
+        story_id=item.story_id, follow_up=follow_up, content=item.content,
     )
 
 
@@ -352,16 +391,30 @@ def undelivered_hits(
     )
     rows = list(session.execute(query))
     stories = {item.story_id for _h, item, _f in rows if item.story_id is not None}
-    told: set[int] = set()
-    if stories:
-        earlier = sa.orm.aliased(ItemRow)
-        told = set(session.scalars(
-            sa.select(col(earlier.story_id)).distinct()
-            .join(Hit, col(Hit.item_id) == earlier.id)
-            .join(DeliveryHit, col(DeliveryHit.hit_id) == col(Hit.id))
-            .where(col(DeliveryHit.subscription_id) == subscription_id, col(earlier.story_id).in_(stories))
-        ))
-    return [_view(h, i, f, follow_up=i.story_id in told) for h, i, f in rows]
+    told = _stories_told(session, subscription_id, stories)
+    return [replace(_view(h, i, f, follow_up=i.story_id in told),
+                    follow_up_of=told.get(i.story_id) if i.story_id is not None else None)
+            for h, i, f in rows]
+
+
+def _stories_told(session: Session, subscription_id: int, stories: set[int]) -> dict[int, StoryRef]:
+    """For each story already sent to this subscription, its first report that was sent."""
+    if not stories:
+        return {}
+    earlier = sa.orm.aliased(ItemRow)
+    told: dict[int, StoryRef] = {}
+    for story_id, item_id, title, link, feed_name, feed_url in session.execute(
+        sa.select(col(earlier.story_id), earlier.id, earlier.title, earlier.link, Feed.name, Feed.url)  # type: ignore[call-overload]
+        .join(Hit, col(Hit.item_id) == earlier.id)
+        .join(DeliveryHit, col(DeliveryHit.hit_id) == col(Hit.id))
+        .join(Feed, col(Feed.id) == earlier.feed_id)
+        .where(col(DeliveryHit.subscription_id) == subscription_id, col(earlier.story_id).in_(sorted(stories)))
+        .order_by(earlier.id)
+    ):
+        if story_id not in told:
+            source = feed_name or urlsplit(link or feed_url).hostname or feed_url
+            told[story_id] = StoryRef(item_id=item_id, title=title or "(untitled)", link=link, source=source)
+    return told
 
 
 # --- subscriptions and the outbox --------------------------------------------------------------
