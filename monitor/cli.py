@@ -964,11 +964,12 @@ def notify_test(
 
 
 def main() -> None:
+    # Outside the app, typer.Exit is no longer turned into an exit status: leave through sys.exit.
     try:
         app()
-    except WatchlistError as exc:
-        _fail(str(exc), 2)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    except (WatchlistError, ConfigError) as exc:
+        typer.echo(f"monitor: {exc}", err=True)
+        sys.exit(2)
     except DatabaseError as exc:
-        _fail(str(exc), 1)
+        typer.echo(f"monitor: {exc}", err=True)
+        sys.exit(1)

@@ -355,6 +355,8 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         variable = _env_override(str(err["loc"][0])) if err["loc"] else None
         if variable is not None:
             # The value came from the environment, not the file: name the variable.
+            if err["type"] in ("model_type", "dict_type", "list_type") and len(err["loc"]) == 1:
+                message = "expected JSON (an object for a key with nested values, a list for a list)"
             lines.append(f"environment variable {variable}: {message}")
         else:
             lines.append(f"{source}: key '{key}': {message}")
@@ -401,8 +403,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         # A complex key (smtp, feeds, ...) given as an environment variable that is not valid JSON.
         field_name = re.search(r'field "([^"]+)"', str(exc))
         variable = _env_override(field_name.group(1)) if field_name else None
-        raise ConfigError(f"environment variable {variable or 'MONITOR_*'}: not valid JSON "
-                          "(keys with nested values take a JSON object or list)") from None
+        raise ConfigError(f"environment variable {variable or 'MONITOR_*'}: expected JSON (an object for a key "
+                          "with nested values, a list for a list)") from None
     return _anchor_paths(settings, base)
 
 

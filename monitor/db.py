@@ -51,7 +51,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror}") from None
+                raise DatabaseError(f"cannot use {folder} as the database folder: {exc.strerror}") from None
             if not os.access(folder, os.W_OK | os.X_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
                 raise DatabaseError(f"cannot write the SQLite database {path}: permission denied "
                                     "(choose a writable database_url or fix the folder's permissions)")

@@ -219,6 +219,11 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
     and refuses to start on a PostgreSQL database that is not at the code's revision: with
     several workers, migrations run once, by ``monitor db upgrade``, not by whichever starts first.
     """
+    # Watchlists first: a subscription following a list that does not exist is refused before anything
+    # touches the database.
+    source = WatchlistSource(settings.watchlists_dir)
+    source.get()
+    check_subscribed_watchlists(settings, source.result)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     if migrate is None:
         migrate = engine.dialect.name == "sqlite"
@@ -231,9 +236,6 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
                 f"the database {redact_url(engine.url)} is at revision {current or '(empty)'}, the code needs "
                 f"{head}: run 'monitor db upgrade' once, then start the workers"
             )
-    source = WatchlistSource(settings.watchlists_dir)
-    source.get()
-    check_subscribed_watchlists(settings, source.result)
     retry = settings.delivery_retry
     ctx = Context(settings=settings, engine=engine, watchlists=source,
                   owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",

@@ -382,10 +382,16 @@ def undelivered_hits(
     sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
         col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
     )
+    # A hit found later for an item this subscription was already sent (a watchlist edited or added,
+    # then stored items matched again) would repeat the item: what was sent is not sent again.
+    earlier = sa.orm.aliased(Hit)
+    item_sent = (sa.select(DeliveryHit.hit_id)  # type: ignore[call-overload]
+                 .join(earlier, col(earlier.id) == col(DeliveryHit.hit_id))
+                 .where(col(DeliveryHit.subscription_id) == subscription_id, earlier.item_id == col(Hit.item_id)))
     query = (
         _hit_query()
         .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, col(Hit.score) >= min_score,
-               ~sa.exists(sent))
+               ~sa.exists(sent), ~sa.exists(item_sent))
         .order_by(col(Hit.id))
         .limit(limit)
     )
