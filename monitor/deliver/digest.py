@@ -7,6 +7,7 @@ best-scoring list, so a subscriber reads each story once.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -111,6 +112,34 @@ class Digest:
     @property
     def watchlists(self) -> list[str]:
         return [s.watchlist for s in self.sections]
+
+
+# British → American spellings of words monitor itself writes (watchlist names and titles, labels).
+# The items' own text is quoted as the outlet wrote it and never respelt.
+_AMERICAN = {
+    "defence": "defense", "offence": "offense", "licence": "license", "centre": "center",
+    "programme": "program", "organisation": "organization", "organise": "organize",
+    "recognise": "recognize", "analyse": "analyze", "favour": "favor", "honour": "honor",
+}
+_BRITISH = {us: gb for gb, us in _AMERICAN.items()}
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def spell(text: str, language: str) -> str:
+    """``text`` in one spelling: American for ``en-US``, British otherwise (so "defence"/"defense" never mix)."""
+    table = _AMERICAN if language.lower() == "en-us" else _BRITISH
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        for stem, other in table.items():
+            if word.lower().startswith(stem):
+                replaced = other + word[len(stem):].lower()
+                if word.isupper():
+                    return replaced.upper()
+                return replaced.capitalize() if word[0].isupper() else replaced
+        return word
+
+    return _WORD.sub(swap, text)
 
 
 def source_name(hit: StoredHit) -> str:
@@ -311,8 +340,8 @@ def example_digest(
         chosen = list(follows[:3])
     hits = []
     for index, name in enumerate(chosen, 1):
-        title = ("Test message: monitor can reach this subscription" if test
-                 else f"Example entry for {titles.get(name, name.replace('_', ' '))}")
+        title = spell("Test message: monitor can reach this subscription" if test
+                      else f"Example entry for {titles.get(name, name.replace('_', ' '))}", language)
         hits.append(StoredHit(
             hit_id=0, item_id=-index, watchlist=name, score=1.0,
             evidence=[{"field": "title", "start": 0, "end": len(title.split()[0]), "text": title.split()[0],

@@ -7,7 +7,6 @@ structure is built here. HTML is autoescaped and undefined names fail loudly.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -16,7 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from monitor.deliver.digest import Digest
+from monitor.deliver.digest import Digest, spell
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 PAYLOAD_VERSION = 1
@@ -45,34 +44,6 @@ def one_line(text: str, limit: int = 200) -> str:
     """Collapse whitespace (CR/LF included) so a value can never span lines."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-# British → American spellings of words monitor itself writes (watchlist names and titles, labels).
-# The items' own text is quoted as the outlet wrote it and never respelt.
-_AMERICAN = {
-    "defence": "defense", "offence": "offense", "licence": "license", "centre": "center",
-    "programme": "program", "organisation": "organization", "organise": "organize",
-    "recognise": "recognize", "analyse": "analyze", "favour": "favor", "honour": "honor",
-}
-_BRITISH = {us: gb for gb, us in _AMERICAN.items()}
-_WORD = re.compile(r"[A-Za-z]+")
-
-
-def spell(text: str, language: str) -> str:
-    """``text`` in one spelling: American for ``en-US``, British otherwise (so "defence"/"defense" never mix)."""
-    table = _AMERICAN if language.lower() == "en-us" else _BRITISH
-
-    def swap(match: re.Match[str]) -> str:
-        word = match.group(0)
-        for stem, other in table.items():
-            if word.lower().startswith(stem):
-                replaced = other + word[len(stem):].lower()
-                if word.isupper():
-                    return replaced.upper()
-                return replaced.capitalize() if word[0].isupper() else replaced
-        return word
-
-    return _WORD.sub(swap, text)
 
 
 def list_name(digest: Digest, watchlist: str) -> str:

@@ -328,7 +328,8 @@ def test_an_edited_watchlist_is_applied_to_stored_items_once_and_rematch_does_it
     assert "custom 1" in cli("poll", "--once").stdout
     cli("deliver", "--once")
     assert links_sent(webhook_receiver) == [[TREATY["link"]]]
-    stored = [json.loads(line) for line in cli("hits", "--format", "jsonl", "--watchlist", "custom").stdout.splitlines()]
+    listed = cli("hits", "--format", "jsonl", "--watchlist", "custom").stdout
+    stored = [json.loads(line) for line in listed.splitlines()]
     assert [h["link"] for h in stored] == [TREATY["link"]]
 
     today = datetime.now(UTC).strftime("%Y-%m-%d")
