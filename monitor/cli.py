@@ -840,6 +840,9 @@ def feeds_add(
                          allowed_networks=tuple(settings.allowed_networks))
     try:
         check_url(url, policy)
+    except MonitorError as exc:  # not http(s), or an address the network guard forbids
+        _fail(f"cannot add {url}: {exc}", 2)
+    try:
         kind, feed_url = asyncio.run(_probe_feed(url, policy))
     except FetchError as exc:
         _fail(f"cannot add {url}: {exc}", 1)
