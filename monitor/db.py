@@ -48,6 +48,8 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         path = parsed.database
         if path and path != ":memory:":
             folder = Path(path).parent
+            if folder.exists() and not folder.is_dir():
+                raise DatabaseError(f"cannot use {folder} as the database folder: it is a file")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
