@@ -42,7 +42,8 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     try:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
-        raise DatabaseError(f"database_url {url.split('://', 1)[0]}://…: not a database URL; write e.g. "
+        shown = f"{url.split('://', 1)[0]}://…" if "://" in url else "(no scheme://)"  # never echo a password
+        raise DatabaseError(f"database_url {shown}: not a database URL; write e.g. "
                             "sqlite:///var/monitor.db or postgresql://user@host/dbname") from None
     if url.startswith("sqlite"):
         path = parsed.database
@@ -62,8 +63,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         return engine
     try:
         return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-        raise DatabaseError(f"database_url {redact_url(parsed)}: {exc}") from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError):
+        raise DatabaseError(f"database_url {redact_url(parsed)}: not a database monitor can use; write "
+                            "sqlite:///path/monitor.db or postgresql://user@host/dbname") from None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

@@ -128,6 +128,17 @@ def test_an_unusable_sqlite_path_is_one_line(tmp_path: Path) -> None:
         assert line.startswith(f"monitor: cannot use {blocker} as the database folder"), line
 
 
+def test_a_database_url_monitor_cannot_use_is_one_line_without_its_password(tmp_path: Path) -> None:
+    cli = Cli(write_config(tmp_path / "monitor.yaml"))
+    for url, shown in (("mysql://user:pw-s3cret@db/monitor", "mysql://user:***@db/monitor"),
+                       ("nonsense-pw-s3cret", "(no scheme://)")):
+        result = cli("hits", check=False, env={"MONITOR_DATABASE_URL": url})
+        assert result.returncode == 1
+        [line] = result.stderr.splitlines()
+        assert line.startswith(f"monitor: database_url {shown}: not a database"), line
+        assert "s3cret" not in line
+
+
 def test_read_only_commands_run_without_the_delivery_secrets(tmp_path: Path, feed_server: FeedServer) -> None:
     feed_server.set_route("/wire.xml", body=rss(RELEVANT), headers={"Content-Type": "application/rss+xml"})
     cli = Cli(write_config(
