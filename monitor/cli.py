@@ -25,6 +25,21 @@ from monitor.errors import ConfigError, DatabaseError, MonitorError, WatchlistEr
 from monitor.logs import setup_logging
 from monitor.redact import redact
 
+
+def _hide_flag_types() -> None:
+    """Flags take no value, so ``--help`` shows no type for them (typer labels them ``<bool>``)."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_hide_flag_types()
+
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
     help="Watch news feeds; alert on watchlist hits.\n\nSettings come from the config file; environment variables "
@@ -35,13 +50,16 @@ watchlists_app = typer.Typer(no_args_is_help=True, help="Check and try watchlist
 deliveries_app = typer.Typer(no_args_is_help=True, help="The outbox: sent, pending and dead deliveries.")
 db_app = typer.Typer(no_args_is_help=True, help="Database migrations.")
 digest_app = typer.Typer(no_args_is_help=True, help="Digests.")
+notify_app = typer.Typer(no_args_is_help=True, help="Check that subscriptions reach their recipients.")
 app.add_typer(digest_app, name="digest")
+app.add_typer(notify_app, name="notify")
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(watchlists_app, name="watchlists")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(db_app, name="db")
 
 _state: dict[str, Any] = {}
+DELIVERY_STATUSES = ("pending", "sent", "dead")
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -71,17 +89,32 @@ def _main(
     _state["log_level"] = log_level
 
 
-def _open(*, now: datetime, daemon: bool = False) -> Any:
+def _open(*, now: datetime, daemon: bool = False, one_shot: bool = False, secrets: bool = False) -> Any:
+    """The pipeline context. ``one_shot``: refuse to run with a broken or missing watchlist (the daemon
+    runs on and keeps the last good version); ``secrets``: read the delivery secrets now."""
     from monitor.pipeline import open_context
 
     setup_logging(_state.get("log_level") or ("INFO" if daemon else "WARNING"))
     settings = _settings()
+    if secrets:
+        try:
+            settings.check_secrets()
+        except ConfigError as exc:
+            _fail(str(exc), 2)
     try:
-        return open_context(settings, now=now)
+        ctx = open_context(settings, now=now)
     except DatabaseError as exc:
         _fail(str(exc), 1)
     except MonitorError as exc:
         _fail(str(exc), 2)
+    result = ctx.watchlists.result
+    if one_shot and (result is None or result.errors):
+        ctx.close()
+        for error in result.errors if result is not None else []:
+            typer.echo(f"monitor: watchlist error: {error}", err=True)
+        _fail(f"the watchlists in {settings.watchlists_dir} have errors; fix them "
+              "('monitor watchlists validate' lists them) and run again", 2)
+    return ctx
 
 
 def _hits_line(hits: dict[str, int]) -> str:
@@ -100,7 +133,7 @@ def poll(
 
     if not once:
         _fail("use 'monitor poll --once' for one cycle, or 'monitor run' for the daemon", 2)
-    ctx = _open(now=utcnow())
+    ctx = _open(now=utcnow(), one_shot=True)
     try:
         summary = poll_cycle(ctx, now=utcnow(), all_feeds=all_feeds)
     finally:
@@ -120,7 +153,7 @@ def deliver(
 
     if not once:
         _fail("use 'monitor deliver --once' for one cycle, or 'monitor run' for the daemon", 2)
-    ctx = _open(now=utcnow())
+    ctx = _open(now=utcnow(), one_shot=True, secrets=True)
     summary = delivery_cycle(ctx, now=utcnow(), flush=flush)
     _print_delivery(summary)
 
@@ -146,7 +179,7 @@ def run(
     from monitor.pipeline import delivery_cycle, poll_cycle, utcnow
     from monitor.scheduler import run_daemon
 
-    ctx = _open(now=utcnow(), daemon=not once)
+    ctx = _open(now=utcnow(), daemon=not once, one_shot=once, secrets=True)
     if not once:
         run_daemon(ctx)
         return
@@ -272,12 +305,21 @@ def hits(
     limit: Annotated[int | None, typer.Option(help="At most this many.")] = None,
 ) -> None:
     """Stored hits."""
+    from monitor.match import load_watchlists
+
     if format not in ("jsonl", "table"):
         _fail("--format must be jsonl or table", 2)
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_schema(engine)
     with read_scope(engine) as session:
+        if watchlist is not None:
+            # A list removed from the folder still has its stored hits; any other name is a typo.
+            known = {w.name for w in load_watchlists(settings.watchlists_dir).watchlists}
+            known |= store.known_hit_watchlists(session)
+            if watchlist not in known:
+                _fail(f"--watchlist {watchlist!r}: no such watchlist; the watchlists are: "
+                      f"{', '.join(sorted(known)) or '(none)'}", 2)
         rows = store.list_hits(session, watchlist=watchlist, limit=limit)
     for hit in rows:
         if format == "jsonl":
@@ -319,7 +361,7 @@ def feeds_list(
         # URLs can carry credentials (userinfo, ?api_key=): listings show them redacted; `feeds export` keeps them.
         record = {
             "id": row.id, "url": redact(row.url), "name": row.name, "category": row.category,
-            "origin": row.origin, "active": row.active, "last_status": row.last_status,
+            "origin": row.origin, "active": row.active, "paused": row.paused, "last_status": row.last_status,
             "last_error": redact(row.last_error) if row.last_error else None,
             "error_count": row.error_count, "problem": redact(problem) if problem else None,
             "last_polled_at": row.last_polled_at.isoformat() if row.last_polled_at else None,
@@ -330,7 +372,7 @@ def feeds_list(
         if format == "jsonl":
             typer.echo(json.dumps(record, ensure_ascii=False))
         else:
-            state = "off" if not row.active else ("ERR" if row.error_count else "ok")
+            state = "paused" if row.paused else "off" if not row.active else ("ERR" if row.error_count else "ok")
             typer.echo(f"{row.id:>4} {state:<3} {row.last_status or '-':>4} errors={row.error_count} "
                        f"next={record['next_poll_at'] or '-'}  {record['url']}")
             if problem:
@@ -347,7 +389,7 @@ def feeds_import(
 ) -> None:
     """Add the feeds of an OPML file (titles and categories kept); URLs already known are skipped."""
     from monitor.ingest.fetch import FetchPolicy, check_url
-    from monitor.opml import parse_opml
+    from monitor.opml import read_opml
     from monitor.pipeline import utcnow
 
     try:
@@ -355,13 +397,15 @@ def feeds_import(
     except OSError as exc:
         _fail(f"{file}: cannot read: {exc.strerror}", 2)
     try:
-        feeds = parse_opml(data, source=str(file))
+        document = read_opml(data, source=str(file))
     except ConfigError as exc:
         _fail(str(exc), 2)
+    feeds = document.feeds
     ctx = _open(now=utcnow())
     # Imported URLs are user input: only http(s), checked by the same guard (and allowances) as polling.
     policy = FetchPolicy.from_settings(ctx.settings, allow_file_urls=False)
-    accepted, refused = [], []
+    accepted: list[tuple[str, str | None, str | None]] = []
+    refused = [f"{url}: {reason}" for url, reason in document.refused]
     for feed in feeds:
         try:
             check_url(feed.url, policy)
@@ -372,8 +416,11 @@ def feeds_import(
     with session_scope(ctx.engine) as session:
         added = store.add_imported_feeds(session, accepted, now=utcnow(), interval=ctx.settings.poll_interval,
                                          alert_window=ctx.settings.new_feed_alert_window)
+    if refused:
+        typer.echo(f"monitor: {file}: refused {len(refused)} "
+                   f"{'entry' if len(refused) == 1 else 'entries'}:", err=True)
     for line in refused:
-        typer.echo(f"  skipped {line}", err=True)
+        typer.echo(f"  refused {line}", err=True)
     typer.echo(f"imported {added} feeds ({len(accepted) - added} already known, {len(refused)} refused) from {file}")
 
 
@@ -554,20 +601,19 @@ def watchlists_backtest(
 
 @app.command()
 def anniversaries(
-    upcoming: Annotated[str, typer.Option("--upcoming", help="Window, e.g. 90d.")] = "90d",
+    upcoming: Annotated[str, typer.Option("--upcoming", help="Window in days or weeks, e.g. 90d or 12w.")] = "90d",
     watchlists: Annotated[Path | None, typer.Option("--watchlists", "-w", help="Watchlist folder.")] = None,
     today: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD (default: today).")] = None,
 ) -> None:
     """Round-number anniversaries (5, 10, 15 … years) coming up in the reference calendar."""
-    from monitor.config import parse_duration
     from monitor.match import load_watchlists
     from monitor.match.anniversaries import upcoming as upcoming_events
 
+    days = _window_days(upcoming)
     try:
-        days = max(1, parse_duration(upcoming) // 86400)
         start = date.fromisoformat(today) if today else datetime.now(UTC).date()
-    except ValueError as exc:
-        _fail(str(exc), 2)
+    except ValueError:
+        _fail(f"--today {today!r}: write a date as YYYY-MM-DD", 2)
     result = load_watchlists(_watchlists_dir(watchlists))
     for error in result.errors:
         typer.echo(f"monitor: watchlist error: {error}", err=True)
@@ -578,11 +624,27 @@ def anniversaries(
         typer.echo(f"{row.date.isoformat()}  {row.years:>3} years  {row.name}  [{'–'.join(row.parties)}]")
 
 
+def _window_days(text: str) -> int:
+    """``90d``, ``12w`` or ``90`` (days) → days. Anything else, ``3m`` included (minutes? months?), is refused."""
+    import re
+
+    found = re.fullmatch(r"\s*(\d+)\s*([dw]?)\s*", text)
+    if found is None:
+        _fail(f"--upcoming {text!r}: write the window in days or weeks, e.g. 90d or 12w "
+              "(m and h are not calendar units here)", 2)
+    days = int(found.group(1)) * (7 if found.group(2) == "w" else 1)
+    if not 1 <= days <= 3660:
+        _fail(f"--upcoming {text!r}: the window must be between 1 day and 10 years", 2)
+    return days
+
+
 @deliveries_app.command("list")
 def deliveries_list(
     status: Annotated[str | None, typer.Option(help="pending, sent or dead.")] = None,
 ) -> None:
     """Deliveries with attempts, last error and next attempt."""
+    if status is not None and status not in DELIVERY_STATUSES:
+        _fail(f"--status {status!r}: write one of {', '.join(DELIVERY_STATUSES)}", 2)
     settings = _settings()
     engine = make_engine(settings.database_url)
     _require_schema(engine)
@@ -640,8 +702,11 @@ def digest_preview(
         digest = build_subscription_digest(session, ctx, cfg, hits, watchlist_titles(ctx), now=now)
         session.rollback()
     if not hits:
-        typer.echo(f"nothing to send to {cfg.name}: no undelivered hits")
-        return
+        from monitor.pipeline import example_for
+
+        typer.echo(f"nothing pending for {cfg.name}: no undelivered hits. An example of its messages follows "
+                   "(made-up entries, nothing is sent):\n")
+        digest = example_for(ctx, cfg, now=now, test=False)
     if cfg.webhook is not None:
         bodies = ([render_webhook(digest, delivery_key="msg_preview")] if cfg.webhook.format == "json"
                   else render_chat(digest, cfg.webhook.format, delivery_key="msg_preview"))
@@ -772,10 +837,204 @@ def db_current() -> None:
         _fail(str(exc), 1)
 
 
+# --- feeds added, paused and removed from the command line ----------------------------------------
+
+
+def _cli_feed(session: Any, url: str, config: Path | None) -> Any:
+    """The feed row for ``url``; refuses unknown URLs and feeds the config file owns."""
+    row = store.get_feed(session, url)
+    if row is None or row.removed_at is not None:
+        _fail(f"no feed with URL {url} ('monitor feeds list' shows them)", 2)
+    if row.origin == "config":
+        _fail(f"{url} comes from the config file {config or 'monitor.yaml'}; config feeds stay config-owned: "
+              "change or delete its entry there", 2)
+    return row
+
+
+async def _probe_feed(url: str, policy: Any) -> tuple[str, str]:
+    """Fetch ``url``: ``("feed", url)`` when it is a feed, ``("page", url)`` for the one feed a web page names.
+
+    Refuses (exit 2) a page naming several feeds (listing them) or none.
+    """
+    from monitor.errors import ParseError
+    from monitor.ingest.discover import discover_feeds
+    from monitor.ingest.fetch import FeedState, build_client, fetch_feed
+    from monitor.ingest.parse import parse_feed
+
+    async with build_client(policy) as client:
+        result = await fetch_feed(client, FeedState(url=url), policy)
+    content = result.content or b""
+    try:
+        parse_feed(content, url=result.final_url, content_type=result.content_type)
+        return "feed", url
+    except ParseError:
+        found = discover_feeds(content, url=result.final_url)
+    if not found:
+        _fail(f"{url} is not a feed and names no feed (no <link rel=\"alternate\"> to RSS, Atom or JSON Feed)", 2)
+    if len(found) > 1:
+        listed = "\n".join(f"  {f.url}" + (f"  ({f.title})" if f.title else "") for f in found)
+        _fail(f"{url} is a web page naming {len(found)} feeds; add one of them:\n{listed}", 2)
+    return "page", found[0].url
+
+
+@feeds_app.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="The feed's URL, or a web page that links its feed.")],
+    name: Annotated[str | None, typer.Option(help="Display name (default: none; the site's host is shown).")] = None,
+    interval: Annotated[str | None, typer.Option(help="Poll interval, e.g. 15m (default: poll_interval).")] = None,
+) -> None:
+    """Add a feed (checked by fetching it); a web page's own feed is found through its alternate links."""
+    import asyncio
+
+    from monitor.config import parse_duration
+    from monitor.errors import FetchError
+    from monitor.ingest.fetch import FetchPolicy, check_url
+    from monitor.pipeline import utcnow
+
+    settings = _settings()
+    try:
+        seconds = parse_duration(interval) if interval is not None else settings.poll_interval
+    except ValueError as exc:
+        _fail(f"--interval: {exc}", 2)
+    policy = FetchPolicy(timeout=settings.fetch_timeout, deadline=settings.fetch_deadline,
+                         max_bytes=settings.max_feed_bytes, user_agent=settings.user_agent,
+                         allow_private_networks=settings.allow_private_networks,
+                         allowed_networks=tuple(settings.allowed_networks))
+    try:
+        check_url(url, policy)
+    except MonitorError as exc:  # not http(s), or an address the network guard forbids
+        _fail(f"cannot add {url}: {exc}", 2)
+    try:
+        kind, feed_url = asyncio.run(_probe_feed(url, policy))
+    except FetchError as exc:
+        _fail(f"cannot add {url}: {exc}", 1)
+    except MonitorError as exc:
+        _fail(f"cannot add {url}: {exc}", 2)
+    if kind == "page":
+        typer.echo(f"{url} is a web page; it names the feed {feed_url}: adding that")
+    ctx = _open(now=utcnow())
+    try:
+        clamped = max(settings.min_poll_interval, min(settings.max_poll_interval, seconds))
+        with session_scope(ctx.engine) as session:
+            outcome = store.add_feed(session, feed_url, name=name, interval=clamped,
+                                     alert_window=settings.new_feed_alert_window, now=utcnow())
+    finally:
+        ctx.close()
+    if outcome == "known":
+        typer.echo(f"{feed_url} is already a feed; nothing changed")
+        return
+    typer.echo(f"{outcome} feed {feed_url} (polled every {clamped // 60} min from the next cycle)")
+
+
+@feeds_app.command("remove")
+def feeds_remove(url: Annotated[str, typer.Argument(help="The feed's URL.")]) -> None:
+    """Stop polling a feed added by 'feeds add' or 'feeds import' and hide it; its items and hits stay."""
+    from monitor.pipeline import utcnow
+
+    ctx = _open(now=utcnow())
+    try:
+        with session_scope(ctx.engine) as session:
+            store.remove_feed(session, _cli_feed(session, url, _state.get("config")), now=utcnow())
+    finally:
+        ctx.close()
+    typer.echo(f"removed feed {url} (its items and hits are kept)")
+
+
+def _pause(url: str, *, paused: bool) -> None:
+    from monitor.pipeline import utcnow
+
+    ctx = _open(now=utcnow())
+    try:
+        with session_scope(ctx.engine) as session:
+            row = _cli_feed(session, url, _state.get("config"))
+            if row.paused == paused:
+                typer.echo(f"feed {url} is already {'paused' if paused else 'active'}")
+                return
+            store.set_feed_paused(session, row, paused=paused, now=utcnow())
+    finally:
+        ctx.close()
+    typer.echo(f"paused feed {url}" if paused else f"resumed feed {url}: polled at the next cycle")
+
+
+@feeds_app.command("pause")
+def feeds_pause(url: Annotated[str, typer.Argument(help="The feed's URL.")]) -> None:
+    """Stop polling a feed added by 'feeds add' or 'feeds import' until 'feeds resume'."""
+    _pause(url, paused=True)
+
+
+@feeds_app.command("resume")
+def feeds_resume(url: Annotated[str, typer.Argument(help="The feed's URL.")]) -> None:
+    """Poll a paused feed again, from the next cycle."""
+    _pause(url, paused=False)
+
+
+# --- matching stored items again ----------------------------------------------------------------
+
+
+@app.command()
+def rematch(
+    since: Annotated[str | None, typer.Option(help="Items fetched since YYYY-MM-DD (default: the alert "
+                                                   "window, new_feed_alert_window).")] = None,
+    watchlist: Annotated[str | None, typer.Option(help="Only this watchlist (default: all).")] = None,
+) -> None:
+    """Match stored items against the watchlists as they are now; new hits go out at the next delivery.
+
+    Hits already stored are kept and never sent twice.
+    """
+    from monitor.pipeline import rematch_stored, utcnow
+
+    now = utcnow()
+    try:
+        start = (datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None)
+    except ValueError:
+        _fail(f"--since {since!r}: write a date as YYYY-MM-DD", 2)
+    ctx = _open(now=now, one_shot=True)
+    try:
+        names = sorted(ctx.watchlists.versions)
+        if watchlist is not None and watchlist not in names:
+            _fail(f"--watchlist {watchlist!r}: no such watchlist; the watchlists are: {', '.join(names)}", 2)
+        start = start or now - timedelta(seconds=ctx.settings.new_feed_alert_window)
+        result = rematch_stored(ctx, now=now, since=start, names=[watchlist] if watchlist else None, force=True)
+    finally:
+        ctx.close()
+    lists = watchlist or ", ".join(names)
+    typer.echo(f"matched {result.items} stored items fetched since {start:%Y-%m-%d %H:%M} UTC against {lists}: "
+               f"{sum(result.hits.values())} new hits" + (f" ({_hits_line(result.hits)})" if result.hits else ""))
+
+
+# --- checking a subscription's transport ----------------------------------------------------------
+
+
+@notify_app.command("test")
+def notify_test(
+    subscription: Annotated[str, typer.Argument(help="The subscription's name.")],
+) -> None:
+    """Send a clearly marked test message to the subscription's recipients through its real transport."""
+    from monitor.pipeline import send_test_message, utcnow
+
+    ctx = _open(now=utcnow(), secrets=True)
+    try:
+        try:
+            cfg = ctx.settings.subscription(subscription)
+        except ConfigError as exc:
+            names = ", ".join(s.name for s in ctx.settings.subscriptions) or "(none)"
+            _fail(f"{exc}; the subscriptions are: {names}", 2)
+        try:
+            target = send_test_message(ctx, cfg, now=utcnow())
+        except MonitorError as exc:
+            _fail(f"test message to {cfg.name} failed: {exc}", 1)
+    finally:
+        ctx.close()
+    typer.echo(f"test message for {cfg.name} sent: {target}")
+
+
 def main() -> None:
+    # Outside the app, typer.Exit is no longer turned into an exit status: leave through sys.exit.
     try:
         app()
-    except WatchlistError as exc:
-        _fail(str(exc), 2)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    except (WatchlistError, ConfigError) as exc:
+        typer.echo(f"monitor: {exc}", err=True)
+        sys.exit(2)
+    except DatabaseError as exc:
+        typer.echo(f"monitor: {exc}", err=True)
+        sys.exit(1)

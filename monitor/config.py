@@ -3,8 +3,10 @@
 One typed :class:`Settings` object is loaded at the entry point and passed down;
 no module keeps a global settings instance. A bad file, key or value fails at
 start with a :class:`~monitor.errors.ConfigError` naming the file, the key and
-the reason. Secrets may be written as ``env:VAR`` and are read from the
-environment when the file loads; they are held as ``SecretStr`` so they never
+the reason. Values may be written as ``env:VAR``: ordinary keys read the
+variable when the file loads; secrets (passwords, signing secrets) read it only
+when a delivery needs them (:meth:`Settings.check_secrets`), so read-only
+commands run without them. Secrets are held as ``SecretStr`` so they never
 appear in ``repr`` or logs.
 """
 
@@ -29,7 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from monitor import safe_yaml
 from monitor.errors import ConfigError
@@ -60,6 +62,31 @@ def parse_duration(value: Any) -> int:
 
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]
+
+# Keys whose ``env:VAR`` value is read when a delivery needs it, not when the file loads.
+SECRET_KEYS = frozenset({"password", "secret", "unsubscribe_secret"})
+
+
+class EnvSecret(SecretStr):
+    """A secret that may be an ``env:VAR`` reference, read from the environment on use.
+
+    Commands that only read the database (``hits``, ``feeds list``, ``status``) never
+    touch delivery secrets, so they run where those variables are not set.
+    """
+
+    @property
+    def reference(self) -> str | None:
+        """The variable named by an ``env:VAR`` value, else None."""
+        raw = super().get_secret_value()
+        return raw[4:] if raw.startswith("env:") else None
+
+    def get_secret_value(self) -> str:
+        var = self.reference
+        if var is None:
+            return super().get_secret_value()
+        if var not in os.environ:
+            raise ConfigError(f"environment variable {var} is not set (a secret of the configuration needs it)")
+        return os.environ[var]
 
 
 class _Strict(BaseModel):
@@ -119,7 +146,7 @@ class SmtpConfig(_Strict):
     port: int = 587
     from_: str = Field(alias="from")
     username: str | None = None
-    password: SecretStr | None = None
+    password: EnvSecret | None = None
     # tls: implicit TLS (port 465); starttls: required; none: plain.
     # Unset: tls on port 465, otherwise STARTTLS when the server offers it.
     security: Literal["starttls", "tls", "none"] | None = None
@@ -139,7 +166,7 @@ WebhookFormat = Literal["json", "slack", "discord", "teams", "mattermost"]
 class WebhookConfig(_Strict):
     url: str
     format: WebhookFormat = "json"
-    secret: SecretStr | None = None
+    secret: EnvSecret | None = None
 
     @field_validator("url")
     @classmethod
@@ -189,6 +216,8 @@ class SubscriptionConfig(_Strict):
     min_score: float = Field(default=0.0, ge=0)
     max_items: int = Field(default=50, ge=1, le=500)  # per message; more hits are split over several messages
     quiet_hours: str | None = None  # "22:00-07:00" in the subscription's time zone: nothing is sent then
+    # Spelling of the words monitor writes in messages (list names, labels): en-GB "defence", en-US "defense".
+    language: Literal["en-GB", "en-US"] = "en-GB"
 
     @field_validator("quiet_hours")
     @classmethod
@@ -272,7 +301,7 @@ class Settings(BaseSettings):
     user_agent: str = "monitor/0.1 (+https://github.com/monitor-alerts/monitor)"
     # Public URL of the web endpoints; with unsubscribe_secret it enables one-click List-Unsubscribe links.
     base_url: str | None = None
-    unsubscribe_secret: SecretStr | None = None
+    unsubscribe_secret: EnvSecret | None = None
     coming_up_days: int = Field(default=30, ge=0, le=366)  # digests list round anniversaries this far ahead
     source_problem_after: Duration = 6 * 3600  # a feed failing this long is listed under "sources" in digests
 
@@ -343,6 +372,16 @@ class Settings(BaseSettings):
         interval = feed.interval if feed.interval is not None else self.poll_interval
         return max(self.min_poll_interval, min(self.max_poll_interval, interval))
 
+    def check_secrets(self) -> None:
+        """Read every ``env:VAR`` secret now: a delivery command fails at start, naming the key and variable."""
+        found: list[tuple[str, EnvSecret | None]] = [("smtp.password", self.smtp.password if self.smtp else None),
+                                                     ("unsubscribe_secret", self.unsubscribe_secret)]
+        found += [(f"subscriptions.{sub.name}.webhook.secret", sub.webhook.secret)
+                  for sub in self.subscriptions if sub.webhook is not None]
+        for key, secret in found:
+            if secret is not None and secret.reference is not None and secret.reference not in os.environ:
+                raise ConfigError(f"key '{key}': environment variable {secret.reference} is not set")
+
     def subscription(self, name: str) -> SubscriptionConfig:
         for sub in self.subscriptions:
             if sub.name == name:
@@ -357,11 +396,19 @@ def _resolve_env_refs(node: Any, path: str) -> Any:
     if isinstance(node, list):
         return [_resolve_env_refs(v, f"{path}.{i}") for i, v in enumerate(node)]
     if isinstance(node, str) and node.startswith("env:"):
+        if path.rsplit(".", 1)[-1] in SECRET_KEYS:
+            return node  # read on use (EnvSecret)
         var = node[4:]
         if var not in os.environ:
             raise ConfigError(f"key '{path}': environment variable {var} is not set")
         return os.environ[var]
     return node
+
+
+def _env_override(key: str) -> str | None:
+    """The ``MONITOR_<KEY>`` variable that sets this top-level key, when one is set."""
+    wanted = f"MONITOR_{key}".upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
@@ -372,7 +419,14 @@ def _format_validation_error(exc: ValidationError, source: str) -> str:
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         message = message.removeprefix("Value error, ")
-        lines.append(f"{source}: key '{key}': {message}")
+        variable = _env_override(str(err["loc"][0])) if err["loc"] else None
+        if variable is not None:
+            # The value came from the environment, not the file: name the variable.
+            if err["type"] in ("model_type", "dict_type", "list_type") and len(err["loc"]) == 1:
+                message = "expected JSON (an object for a key with nested values, a list for a list)"
+            lines.append(f"environment variable {variable}: {message}")
+        else:
+            lines.append(f"{source}: key '{key}': {message}")
     return "\n".join(lines)
 
 
@@ -406,11 +460,22 @@ def load_settings(path: str | Path | None = None) -> Settings:
         data = _resolve_env_refs(raw, "")
     elif explicit:
         raise ConfigError(f"{config_path}: config file not found")
+    else:
+        raise ConfigError(
+            f"no config found: looked for {DEFAULT_CONFIG} in {Path.cwd()}; pass --config FILE or set "
+            "MONITOR_CONFIG (copy deploy/monitor.example.yaml to start)"
+        )
     base = config_path.resolve().parent
     try:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(exc, str(config_path))) from None
+    except SettingsError as exc:
+        # A complex key (smtp, feeds, ...) given as an environment variable that is not valid JSON.
+        field_name = re.search(r'field "([^"]+)"', str(exc))
+        variable = _env_override(field_name.group(1)) if field_name else None
+        raise ConfigError(f"environment variable {variable or 'MONITOR_*'}: expected JSON (an object for a key "
+                          "with nested values, a list for a list)") from None
     _warn_about_plain_secrets(settings, str(config_path))
     return _anchor_paths(settings, base)
 

@@ -11,6 +11,7 @@ long its transaction. The schema is created and upgraded by Alembic
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,18 +32,44 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "monitor_read_only"  # execution option: this connection only reads
 
 
+def normalise_url(url: str) -> str:
+    """``postgres://`` and ``postgresql://`` (what hosting services hand out) use the psycopg 3 driver."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     """Build the engine for ``url``; creates the folder of a SQLite file."""
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    url = normalise_url(url)
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        shown = f"{url.split('://', 1)[0]}://…" if "://" in url else "(no scheme://)"  # never echo a password
+        raise DatabaseError(f"database_url {shown}: not a database URL; write e.g. "
+                            "sqlite:///var/monitor.db or postgresql://user@host/dbname") from None
     if url.startswith("sqlite"):
-        path = sa.engine.make_url(url).database
+        path = parsed.database
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).parent
+            if folder.exists() and not folder.is_dir():
+                raise DatabaseError(f"cannot use {folder} as the database folder: it is a file")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(f"cannot use {folder} as the database folder: {exc.strerror}") from None
+            if not os.access(folder, os.W_OK | os.X_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+                raise DatabaseError(f"cannot write the SQLite database {path}: permission denied "
+                                    "(choose a writable database_url or fix the folder's permissions)")
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _sqlite_pragmas(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+    try:
+        return sa.create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError):
+        raise DatabaseError(f"database_url {redact_url(parsed)}: not a database monitor can use; write "
+                            "sqlite:///path/monitor.db or postgresql://user@host/dbname") from None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:

@@ -114,3 +114,16 @@ class StoredHit:
     story_id: int | None = None
     # The item's story was already named in an earlier message to this subscription.
     follow_up: bool = False
+    content: str = ""  # the item's full text, where evidence offsets may point
+    # The story's report that was sent earlier (title, link, source), named when this one follows it up.
+    follow_up_of: StoryRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryRef:
+    """The first report of a story a subscriber was sent: what a follow-up names."""
+
+    item_id: int
+    title: str
+    link: str | None
+    source: str

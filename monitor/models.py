@@ -70,6 +70,9 @@ class Feed(SQLModel, table=True):
     # Publishing rhythm: when the last new item appeared, and a moving average of the gap between new items.
     last_entry_at: datetime | None = _ts()
     entry_gap_seconds: float | None = None
+    # Set by ``feeds pause`` (not polled until ``feeds resume``) and ``feeds remove`` (hidden; items and hits stay).
+    paused: bool = False
+    removed_at: datetime | None = _ts()
 
 
 class StoryKey(SQLModel, table=True):
@@ -117,6 +120,21 @@ class Item(SQLModel, table=True):
     signature: bytes | None = Field(default=None, sa_type=sa.LargeBinary)  # MinHash, for story grouping
     # Retention blanks old items' text but keeps the row, so a feed re-serving it never alerts again.
     pruned: bool = False
+    # The watchlist versions this item was matched against (a key of match_sets); None: not matched yet.
+    matched_with: str | None = Field(default=None, max_length=32)
+
+
+class MatchSet(SQLModel, table=True):
+    """A set of watchlist versions items were matched against: ``{name: "version:fingerprint"}`` as JSON.
+
+    Few distinct sets exist (one per change of the watchlists), so each item names its set by key.
+    """
+
+    __tablename__ = "match_sets"
+
+    key: str = Field(primary_key=True, max_length=32)
+    lists: str = "{}"
+    created_at: datetime | None = _ts()
 
 
 class Hit(SQLModel, table=True):

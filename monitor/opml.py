@@ -11,7 +11,7 @@ Reading rules, chosen for the files feed readers actually export:
 * An ``outline`` with an ``xmlUrl`` attribute (any case: ``xmlurl`` occurs) is a
   feed; ``type`` (``rss``, ``atom``, missing) and ``htmlUrl`` are ignored.
   Only ``http``/``https`` URLs are kept: an imported list must not point
-  monitor at ``file:`` paths.
+  monitor at ``file:`` paths. The others are reported (:func:`read_opml`), never dropped silently.
 * An ``outline`` without ``xmlUrl`` is a folder; its name (``text``, else
   ``title``) is one segment of its feeds' ``category``, joined with ``/`` (a
   ``/`` inside a name becomes ``-``, so the path stays unambiguous). An empty
@@ -36,7 +36,7 @@ from xml.parsers import expat
 
 from monitor.errors import ConfigError
 
-__all__ = ["OpmlFeed", "export_opml", "parse_opml"]
+__all__ = ["OpmlFeed", "OpmlRead", "export_opml", "parse_opml", "read_opml"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +46,14 @@ class OpmlFeed:
     url: str
     title: str | None = None
     category: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpmlRead:
+    """The feeds of a document and the outlines refused, as ``(url, reason)``."""
+
+    feeds: list[OpmlFeed]
+    refused: list[tuple[str, str]]
 
 
 class _Refused(Exception):
@@ -69,6 +77,7 @@ class _Reader:
     def __init__(self, parser: expat.XMLParserType) -> None:
         self.parser = parser
         self.feeds: list[OpmlFeed] = []
+        self.refused: list[tuple[str, str]] = []
         self.seen: set[str] = set()
         self.root: str | None = None
         self.saw_body = False
@@ -95,7 +104,12 @@ class _Reader:
             self.folders.append(label.replace("/", "-") if label else None)
             return
         self.folders.append(None)
-        if not re.match(r"^https?://", url, re.IGNORECASE) or url in self.seen:
+        if not re.match(r"^https?://", url, re.IGNORECASE):
+            scheme = url.split(":", 1)[0] if ":" in url else ""
+            self.refused.append((url, f"not an http(s) URL ({scheme}: URLs are refused)" if scheme
+                                 else "not an http(s) URL (no scheme)"))
+            return
+        if url in self.seen:
             return
         self.seen.add(url)
         path = [f for f in self.folders[:-1] if f]
@@ -117,7 +131,12 @@ class _Reader:
 
 
 def parse_opml(data: bytes, *, source: str) -> list[OpmlFeed]:
-    """The feeds of an OPML document, in document order.
+    """The feeds of an OPML document, in document order (see :func:`read_opml` for the refused ones)."""
+    return read_opml(data, source=source).feeds
+
+
+def read_opml(data: bytes, *, source: str) -> OpmlRead:
+    """The feeds of an OPML document, in document order, and the outlines refused with why.
 
     ``source`` (a file name or URL) names the document in errors. Raises
     :class:`~monitor.errors.ConfigError` for malformed XML (with the line), a
@@ -144,7 +163,7 @@ def parse_opml(data: bytes, *, source: str) -> list[OpmlFeed]:
         raise ConfigError(f"{source}: not an OPML document (the top element is <{reader.root}>, expected <opml>)")
     if not reader.saw_body:
         raise ConfigError(f"{source}: the OPML document has no <body>, so it lists no feeds")
-    return reader.feeds
+    return OpmlRead(reader.feeds, reader.refused)
 
 
 # Characters XML 1.0 cannot carry even escaped; a title scraped from a feed may hold them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -20,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
@@ -33,15 +34,23 @@ from sqlmodel import Session
 from monitor import store
 from monitor.config import Settings, SubscriptionConfig
 from monitor.db import current_revision, head_revision, make_engine, read_scope, redact_url, session_scope, upgrade
-from monitor.deliver.chat import render_chat_parts
-from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, split_digest
+from monitor.deliver.chat import render_chat, render_chat_parts
+from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
 from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
 from monitor.deliver.outbox import RetryPolicy, next_attempt_at
-from monitor.deliver.render import render_email, render_webhook
+from monitor.deliver.render import render_email, render_webhook, webhook_payload
 from monitor.deliver.tokens import make_token
 from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
 from monitor.domain import Document, Item, Match, StoredHit
-from monitor.errors import DatabaseError, DeliveryError, FetchError, HTTPStatusError, ParseError, WatchlistError
+from monitor.errors import (
+    ConfigError,
+    DatabaseError,
+    DeliveryError,
+    FetchError,
+    HTTPStatusError,
+    ParseError,
+    WatchlistError,
+)
 from monitor.ingest.budget import BudgetExceeded, cpu_budget
 from monitor.ingest.cluster import DEFAULT_THRESHOLD, StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchPolicy, FetchResult, build_client, fetch_feed
@@ -90,6 +99,8 @@ class WatchlistSource:
         self._stamp: tuple[tuple[str, int, int], ...] | None = None
         self.result: LoadResult | None = None
         self.matcher: Matcher | None = None
+        self._versions: dict[str, str] = {}
+        self._versions_of: LoadResult | None = None
 
     def _files_stamp(self) -> tuple[tuple[str, int, int], ...]:
         try:
@@ -138,6 +149,22 @@ class WatchlistSource:
         self.result, self.matcher = result, matcher
         return self.matcher
 
+    @property
+    def versions(self) -> dict[str, str]:
+        """``{name: "version:fingerprint"}`` of the watchlists in use; the fingerprint changes with any edit
+        that can change what matches (rules, cues, threshold, or the shared actors and calendar)."""
+        if self.result is None:
+            return {}
+        if self._versions_of is not self.result:
+            shared = repr(sorted(self.result.actors.items())) + repr(self.result.calendar)
+            self._versions = {
+                w.name: f"{w.version}:" + hashlib.sha256(
+                    (repr(replace(w, line=0, examples=(), path="")) + shared).encode()).hexdigest()[:12]
+                for w in self.result.watchlists
+            }
+            self._versions_of = self.result
+        return self._versions
+
     def _keep_last_good(self, result: LoadResult) -> LoadResult | None:
         """The new lists, plus the last good version of each list whose file is now broken.
 
@@ -182,6 +209,7 @@ class Context:
     # Cycles in flight and when they started (the heartbeat carries them; ``status`` flags one stuck).
     running: dict[str, datetime] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: wind down now
+    rematched: str | None = None  # the match set whose stored items this process has matched up
     _pool: ProcessPoolExecutor | None = None
 
     def check_stop(self) -> None:
@@ -222,6 +250,11 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
     and refuses to start on a PostgreSQL database that is not at the code's revision: with
     several workers, migrations run once, by ``monitor db upgrade``, not by whichever starts first.
     """
+    # Watchlists first: a subscription following a list that does not exist is refused before anything
+    # touches the database.
+    source = WatchlistSource(settings.watchlists_dir)
+    source.get()
+    check_subscribed_watchlists(settings, source.result)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     if migrate is None:
         migrate = engine.dialect.name == "sqlite"
@@ -234,8 +267,6 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
                 f"the database {redact_url(engine.url)} is at revision {current or '(empty)'}, the code needs "
                 f"{head}: run 'monitor db upgrade' once, then start the workers"
             )
-    source = WatchlistSource(settings.watchlists_dir)
-    source.get()
     retry = settings.delivery_retry
     ctx = Context(settings=settings, engine=engine, watchlists=source,
                   owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
@@ -243,6 +274,27 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
     with session_scope(engine) as session:
         store.sync_config(session, settings, now)
     return ctx
+
+
+def check_subscribed_watchlists(settings: Settings, result: LoadResult | None) -> None:
+    """Refuse a subscription that follows a watchlist that does not exist: it would never receive anything.
+
+    A list whose file is present but broken counts as existing (the daemon keeps its last good
+    version; one-shot commands refuse broken files on their own).
+    """
+    if result is None or any(e.path == str(settings.watchlists_dir) for e in result.errors):
+        return  # the folder itself is missing or unreadable: that error is reported on its own
+    known = {w.name for w in result.watchlists}
+    present = known | {Path(str(e.path)).stem for e in result.errors if e.path}
+    for sub in settings.subscriptions:
+        missing = [name for name in sub.watchlists if name not in present]
+        if missing:
+            names = ", ".join(repr(m) for m in missing)
+            raise ConfigError(
+                f"subscription {sub.name!r} follows {'watchlist' if len(missing) == 1 else 'watchlists'} {names}, "
+                f"which {'does' if len(missing) == 1 else 'do'} not exist in {settings.watchlists_dir}; "
+                f"the watchlists are: {', '.join(sorted(known)) or '(none)'}"
+            )
 
 
 def beat(ctx: Context, *, now: datetime) -> None:
@@ -285,6 +337,7 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     started = time.perf_counter()
     summary = PollSummary()
     matcher = ctx.watchlists.get()
+    match_key = catch_up(ctx, now=now, summary=summary)
     try:
         while not ctx.stopping.is_set():
             claimed = store.claim_due_feeds(
@@ -293,7 +346,7 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
             )
             if not claimed:
                 break
-            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary))
+            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key))
             if len(claimed) < POLL_BATCH:
                 break
     except CycleStopped:
@@ -337,7 +390,8 @@ class _StateWrites:
 
 
 async def _poll_feeds(
-    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary
+    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary,
+    match_key: str | None = None,
 ) -> None:
     policy = ctx.fetch_policy
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
@@ -374,7 +428,7 @@ async def _poll_feeds(
                 summary.feeds_polled += 1
                 try:
                     _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes,
-                                   prepared=prepared)
+                                   prepared=prepared, match_key=match_key)
                 except CycleStopped:
                     raise
                 except Exception as exc:  # one bad feed never stops the cycle
@@ -456,6 +510,7 @@ def _record_failure(
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
     now: datetime, summary: PollSummary, writes: _StateWrites, prepared: Prepared | None = None,
+    match_key: str | None = None,
 ) -> None:
     if isinstance(outcome, FetchError):
         message = str(outcome)
@@ -501,6 +556,8 @@ def _store_outcome(
                     found = matcher.match(_document(item), on=_reference_date(item, now))
                 hits.extend((item_id, m) for m in found)
         store.insert_hits(session, hits, now=now)
+        if match_key is not None:
+            store.mark_matched(session, [item_id for item_id, _item, ok in new if ok], match_key)
         # Stories only matter for what is delivered: group the items that hit a watchlist (a few
         # in a hundred), not the whole stream, which keeps the story index small and writes cheap.
         hit_items = {item_id for item_id, _m in hits}
@@ -592,6 +649,92 @@ def _document(item: Item) -> Document:
 
 def _reference_date(item: Item, now: datetime) -> date:
     return (item.published_at or now).date()
+
+
+# --- matching stored items again when watchlists change ------------------------------------------
+
+
+@dataclass
+class RematchSummary:
+    items: int = 0  # items matched again
+    hits: Counter[str] = field(default_factory=Counter)  # new hits per watchlist
+
+
+def catch_up(ctx: Context, *, now: datetime, summary: PollSummary | None = None) -> str:
+    """Match the stored items of the alert window against the watchlist versions they have not met.
+
+    A watchlist that was fixed, edited or added since an item was stored is applied to it
+    once; new hits flow to subscriptions like any other, and hits already stored (and sent)
+    stay as they are. Runs when this process first sees a set of watchlist versions; the
+    items record the set they were matched against, so every worker does it at most once per change.
+    Returns the key of the current set, for the cycle to record on the items it stores.
+    """
+    with session_scope(ctx.engine) as session:
+        key = store.ensure_match_set(session, ctx.watchlists.versions, now=now)
+    if ctx.rematched == key:
+        return key
+    since = now - timedelta(seconds=ctx.settings.new_feed_alert_window)
+    result = rematch_stored(ctx, now=now, since=since)
+    if result.items:
+        log.info("matched %d stored items against changed watchlists: %d new hits", result.items,
+                 sum(result.hits.values()), extra={"hits": dict(result.hits)})
+    if summary is not None:
+        summary.hits.update(result.hits)
+    ctx.rematched = key
+    return key
+
+
+def rematch_stored(ctx: Context, *, now: datetime, since: datetime, names: Sequence[str] | None = None,
+                   force: bool = False, batch: int = 500) -> RematchSummary:
+    """Match alertable stored items fetched since ``since`` against the current watchlists (``names``: only
+    these) they were not matched against yet; ``force``: whatever the items' record says.
+
+    Hits are unique per (item, watchlist), so an item that already hit a list keeps its hit and
+    is never sent again.
+    """
+    matcher = ctx.watchlists.get()
+    versions = ctx.watchlists.versions
+    wanted = {n: v for n, v in versions.items() if names is None or n in names}
+    summary = RematchSummary()
+    sets: dict[str | None, dict[str, str]] = {None: {}}
+    with session_scope(ctx.engine) as session:
+        current = store.ensure_match_set(session, versions, now=now)
+    sets[current] = dict(versions)
+    after = 0
+    while True:
+        with session_scope(ctx.engine) as session:
+            rows = store.items_to_rematch(session, since=since, after_id=after, limit=batch,
+                                          skip_key=None if force else current)
+            if not rows:
+                break
+            after = rows[-1].id
+            sets.update(store.match_sets(session, {r.matched_with for r in rows if r.matched_with not in sets
+                                                   and r.matched_with is not None}))
+            hits: list[tuple[int, Match]] = []
+            marks: dict[str, list[int]] = {}
+            for row in rows:
+                done = sets.get(row.matched_with, {})
+                todo = {n for n, v in wanted.items() if force or done.get(n) != v}
+                if not todo:
+                    continue
+                summary.items += 1
+                found = matcher.match(_document(row.item), on=_reference_date(row.item, row.item.fetched_at))
+                hits.extend((row.id, m) for m in found if m.watchlist in todo)
+                merged = {**done, **{n: versions[n] for n in todo}}
+                key = store.ensure_match_set(session, merged, now=now) if merged != done else row.matched_with
+                sets.setdefault(key, merged)
+                if key is not None:
+                    marks.setdefault(key, []).append(row.id)
+            new = store.insert_hits_reporting(session, hits, now=now)
+            for key, ids in marks.items():
+                store.mark_matched(session, ids, key)
+            hit_items = {item_id for item_id, _name in new}
+            store.assign_stories(session, [(r.id, r.item) for r in rows if r.id in hit_items and r.story_id is None],
+                                 now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD)
+            summary.hits.update(name for _item_id, name in new)
+        if len(rows) < batch:
+            break
+    return summary
 
 
 # --- delivery -----------------------------------------------------------------------------------
@@ -696,8 +839,52 @@ def build_subscription_digest(
     """The digest value for these hits, with the calendar's coming-up notes and failing sources."""
     extras = extras or _DigestExtras(ctx, now)
     digest = build_digest(cfg.name, hits, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
-                          titles=titles, order=cfg.watchlists)
+                          titles=titles, order=cfg.watchlists, language=cfg.language)
     return replace(digest, coming_up=extras.coming_up(cfg.timezone), sources=extras.sources(session))
+
+
+def example_for(ctx: Context, cfg: SubscriptionConfig, *, now: datetime, test: bool) -> Digest:
+    """Made-up entries in the subscription's own layout, zone and spelling (a test or an example)."""
+    return example_digest(cfg.name, cfg.watchlists, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
+                          titles=watchlist_titles(ctx), language=cfg.language, test=test)
+
+
+def send_test_message(ctx: Context, cfg: SubscriptionConfig, *, now: datetime) -> str:
+    """Send a clearly marked test message through the subscription's real transport; returns where it went.
+
+    Nothing is recorded in the outbox: a test carries no hits and is never retried.
+    Raises DeliveryError when the transport refuses it.
+    """
+    digest = example_for(ctx, cfg, now=now, test=True)
+    key = f"test_{uuid.uuid4().hex}"
+    if cfg.webhook is not None:
+        if cfg.webhook.format == "json":
+            payload = webhook_payload(digest, delivery_key=key)
+            payload.update(type="monitor.test", test=True, notice=digest.notice)
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        else:
+            body = render_chat(digest, cfg.webhook.format, delivery_key=key)[0]
+        secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
+        return asyncio.run(_post_once(ctx, OutgoingWebhook(key=key, url=cfg.webhook.url, body=body, secret=secret),
+                                      now=now))
+    settings = ctx.settings
+    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
+    recipients = list(cfg.email or [])
+    rendered = render_email(digest)
+    payload_bytes = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
+                            recipients=recipients, key=key, date=now,
+                            extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+    transport: SmtpTransport | FileTransport = (
+        SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir)
+    )
+    return transport.send(OutgoingEmail(key=key, subscription=cfg.name, sender=sender, recipients=recipients,
+                                        payload=payload_bytes, created_at=now))
+
+
+async def _post_once(ctx: Context, message: OutgoingWebhook, *, now: datetime) -> str:
+    policy = ctx.webhook_policy
+    async with build_client(policy) as client:
+        return await WebhookTransport(client, policy).send(message, now=now)
 
 
 def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,

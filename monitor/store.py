@@ -9,13 +9,15 @@ count says whether this process won), which serves SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,9 +25,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.config import Settings
-from monitor.domain import Item, Match, StoredHit
+from monitor.domain import Item, Match, StoredHit, StoryRef
 from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
-from monitor.models import Delivery, DeliveryHit, Feed, Hit, StoryKey, Subscription, Worker
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Worker
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
 
@@ -94,7 +96,7 @@ def sync_config(session: Session, settings: Settings, now: datetime) -> None:
             ).on_conflict_do_nothing(index_elements=["url"]))
         else:
             row.name, row.interval_seconds, row.alert_window_seconds = cfg.name, interval, window
-            row.origin = "config"
+            row.origin, row.paused, row.removed_at = "config", False, None
             if not row.active and row.last_status != 410:
                 row.active, row.next_poll_at = True, now
             session.add(row)
@@ -134,6 +136,43 @@ def add_imported_feeds(
         added += 1
     session.flush()
     return added
+
+
+def get_feed(session: Session, url: str) -> Feed | None:
+    return session.exec(select(Feed).where(col(Feed.url) == url)).first()
+
+
+def add_feed(session: Session, url: str, *, name: str | None, interval: int, alert_window: int,
+             now: datetime) -> str:
+    """Add a feed from the command line (``origin="cli"``): ``"added"``, ``"restored"`` (it had been removed)
+    or ``"known"`` (already there; nothing changed)."""
+    row = get_feed(session, url)
+    if row is None:
+        session.add(Feed(url=url, name=name, interval_seconds=interval, alert_window_seconds=alert_window,
+                         active=True, next_poll_at=now, created_at=now, origin="cli"))
+        session.flush()
+        return "added"
+    if row.removed_at is None:
+        return "known"
+    row.removed_at, row.paused, row.active, row.next_poll_at = None, False, True, now
+    row.name = name or row.name
+    row.interval_seconds = interval
+    session.add(row)
+    return "restored"
+
+
+def set_feed_paused(session: Session, row: Feed, *, paused: bool, now: datetime) -> None:
+    """Pause (not polled) or resume (polled at the next cycle) a feed."""
+    row.paused, row.active = paused, not paused
+    if not paused:
+        row.next_poll_at, row.error_count, row.last_error = now, 0, None
+    session.add(row)
+
+
+def remove_feed(session: Session, row: Feed, *, now: datetime) -> None:
+    """Stop polling a feed and hide it; its items and hits stay (deliveries and stories refer to them)."""
+    row.active, row.paused, row.removed_at = False, False, now
+    session.add(row)
 
 
 def claim_due_feeds(
@@ -258,7 +297,8 @@ def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[
 
 
 def list_feeds(session: Session) -> list[Feed]:
-    return list(session.exec(select(Feed).order_by(col(Feed.id))))
+    """Every feed but those removed with ``feeds remove``."""
+    return list(session.exec(select(Feed).where(col(Feed.removed_at).is_(None)).order_by(col(Feed.id))))
 
 
 # --- items and hits ----------------------------------------------------------------------------
@@ -340,7 +380,7 @@ def _view(hit: Hit, item: ItemRow, feed: Feed, follow_up: bool = False) -> Store
         hit_id=hit.id, item_id=hit.item_id, watchlist=hit.watchlist, score=hit.score,
         evidence=json.loads(hit.evidence), title=item.title, link=item.link, summary=item.summary,
         published_at=item.published_at, feed_name=feed.name, feed_url=feed.url, created_at=hit.created_at,
-        story_id=item.story_id, follow_up=follow_up,
+        story_id=item.story_id, follow_up=follow_up, content=item.content,
     )
 
 
@@ -364,25 +404,45 @@ def undelivered_hits(
     sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
         col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
     )
+    # A hit found later for an item this subscription was already sent (a watchlist edited or added,
+    # then stored items matched again) would repeat the item: what was sent is not sent again.
+    earlier = sa.orm.aliased(Hit)
+    item_sent = (sa.select(DeliveryHit.hit_id)  # type: ignore[call-overload]
+                 .join(earlier, col(earlier.id) == col(DeliveryHit.hit_id))
+                 .where(col(DeliveryHit.subscription_id) == subscription_id, earlier.item_id == col(Hit.item_id)))
     query = (
         _hit_query()
         .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, col(Hit.score) >= min_score,
-               ~sa.exists(sent))
+               ~sa.exists(sent), ~sa.exists(item_sent))
         .order_by(col(Hit.id))
         .limit(limit)
     )
     rows = list(session.execute(query))
     stories = {item.story_id for _h, item, _f in rows if item.story_id is not None}
-    told: set[int] = set()
-    if stories:
-        earlier = sa.orm.aliased(ItemRow)
-        told = set(session.scalars(
-            sa.select(col(earlier.story_id)).distinct()
-            .join(Hit, col(Hit.item_id) == earlier.id)
-            .join(DeliveryHit, col(DeliveryHit.hit_id) == col(Hit.id))
-            .where(col(DeliveryHit.subscription_id) == subscription_id, col(earlier.story_id).in_(stories))
-        ))
-    return [_view(h, i, f, follow_up=i.story_id in told) for h, i, f in rows]
+    told = _stories_told(session, subscription_id, stories)
+    return [replace(_view(h, i, f, follow_up=i.story_id in told),
+                    follow_up_of=told.get(i.story_id) if i.story_id is not None else None)
+            for h, i, f in rows]
+
+
+def _stories_told(session: Session, subscription_id: int, stories: set[int]) -> dict[int, StoryRef]:
+    """For each story already sent to this subscription, its first report that was sent."""
+    if not stories:
+        return {}
+    earlier = sa.orm.aliased(ItemRow)
+    told: dict[int, StoryRef] = {}
+    for story_id, item_id, title, link, feed_name, feed_url in session.execute(
+        sa.select(col(earlier.story_id), earlier.id, earlier.title, earlier.link, Feed.name, Feed.url)  # type: ignore[call-overload]
+        .join(Hit, col(Hit.item_id) == earlier.id)
+        .join(DeliveryHit, col(DeliveryHit.hit_id) == col(Hit.id))
+        .join(Feed, col(Feed.id) == earlier.feed_id)
+        .where(col(DeliveryHit.subscription_id) == subscription_id, col(earlier.story_id).in_(sorted(stories)))
+        .order_by(earlier.id)
+    ):
+        if story_id not in told:
+            source = feed_name or urlsplit(link or feed_url).hostname or feed_url
+            told[story_id] = StoryRef(item_id=item_id, title=title or "(untitled)", link=link, source=source)
+    return told
 
 
 # --- subscriptions and the outbox --------------------------------------------------------------
@@ -792,3 +852,96 @@ def stored_hit_items(session: Session, watchlist: str, *, since: datetime | None
     if since is not None:
         query = query.where(col(ItemRow.fetched_at) >= since)
     return {item_id: version for item_id, version in session.execute(query)}
+
+
+# --- which watchlist versions items were matched against ---------------------------------------
+
+
+def match_set_key(versions: Mapping[str, str]) -> str:
+    """A short stable key for a set of ``{watchlist: version}``."""
+    return hashlib.sha256(json.dumps(sorted(versions.items())).encode()).hexdigest()[:32]
+
+
+def ensure_match_set(session: Session, versions: Mapping[str, str], *, now: datetime) -> str:
+    """Record this set of watchlist versions (once; several workers may race) and return its key."""
+    key = match_set_key(versions)
+    table = MatchSet.__table__  # type: ignore[attr-defined]
+    session.execute(_insert(session, table).values(key=key, lists=json.dumps(dict(sorted(versions.items()))),
+                                                   created_at=now).on_conflict_do_nothing(index_elements=["key"]))
+    return key
+
+
+def match_sets(session: Session, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = session.execute(sa.select(MatchSet.key, MatchSet.lists).where(  # type: ignore[call-overload]
+        col(MatchSet.key).in_(wanted)))
+    return {key: json.loads(lists) for key, lists in rows}
+
+
+def mark_matched(session: Session, item_ids: Sequence[int], key: str) -> None:
+    """Record that these items were matched against the watchlist versions of match set ``key``."""
+    for start in range(0, len(item_ids), 5000):
+        session.execute(sa.update(ItemRow).where(col(ItemRow.id).in_(list(item_ids[start:start + 5000])))
+                        .values(matched_with=key))
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An alertable stored item, as rematching needs it."""
+
+    id: int
+    item: Item
+    matched_with: str | None
+    story_id: int | None
+
+
+def items_to_rematch(session: Session, *, since: datetime, after_id: int, limit: int,
+                     skip_key: str | None) -> list[StoredItem]:
+    """Alertable items (text not pruned) fetched since ``since``, in id order after ``after_id``;
+    ``skip_key``: leave out items already matched against that set."""
+    query = (
+        sa.select(ItemRow, Feed.url)  # type: ignore[call-overload]
+        .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+        .where(col(ItemRow.id) > after_id, col(ItemRow.fetched_at) >= since, col(ItemRow.alertable).is_(True),
+               col(ItemRow.pruned).is_(False))
+        .order_by(col(ItemRow.id)).limit(limit)
+    )
+    if skip_key is not None:
+        query = query.where(sa.or_(col(ItemRow.matched_with).is_(None), col(ItemRow.matched_with) != skip_key))
+    out = []
+    for row, feed_url in session.execute(query):
+        assert row.id is not None and row.fetched_at is not None
+        out.append(StoredItem(
+            id=row.id, matched_with=row.matched_with, story_id=row.story_id,
+            item=Item(fingerprint=row.fingerprint, title=row.title, link=row.link, guid=row.guid, summary=row.summary,
+                      content=row.content, published_at=row.published_at, author=row.author, feed_url=feed_url,
+                      fetched_at=row.fetched_at),
+        ))
+    return out
+
+
+def insert_hits_reporting(session: Session, hits: Iterable[tuple[int, Match]], *,
+                          now: datetime) -> list[tuple[int, str]]:
+    """Like :func:`insert_hits`, returning the ``(item_id, watchlist)`` of the hits that were new."""
+    rows = [
+        dict(item_id=item_id, watchlist=m.watchlist, watchlist_version=m.version, score=m.score,
+             evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
+        for item_id, m in hits
+    ]
+    table = Hit.__table__  # type: ignore[attr-defined]
+    inserted: list[tuple[int, str]] = []
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table).values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
+            .returning(table.c.item_id, table.c.watchlist)
+        )
+        inserted.extend((item_id, name) for item_id, name in session.execute(stmt))
+    return inserted
+
+
+def known_hit_watchlists(session: Session) -> set[str]:
+    """Watchlist names that have stored hits (a list removed from the folder still has its history)."""
+    return set(session.scalars(sa.select(Hit.watchlist).distinct()))  # type: ignore[call-overload]

@@ -109,7 +109,11 @@ def safe_url(link: str | None) -> str | None:
 
 
 def _when(entry: DigestEntry) -> str:
-    return entry.published.strftime(TIME_FORMAT) if entry.published else ""
+    """The item's time with its zone (``2024-06-10 09:00 KST``): a reader elsewhere is never an hour off."""
+    if entry.published is None:
+        return ""
+    zone = entry.published.strftime("%Z") or entry.published.strftime("%z")
+    return f"{entry.published.strftime(TIME_FORMAT)} {zone}".strip()
 
 
 def _meta(entry: DigestEntry, table: Mapping[int, str]) -> str:
@@ -148,7 +152,11 @@ def _carried_hits(entry: DigestEntry) -> list[int]:
 
 def _also_lines(entry: DigestEntry, table: Mapping[int, str], link: Callable[[str, str], str]) -> list[str]:
     lines = []
-    if entry.follow_up:
+    if entry.follow_up and entry.follow_up_of is not None:
+        first = entry.follow_up_of
+        lines.append(f"Follow-up to “{fit(first.title, MAX_WHY, table)}” ({fit(first.source, MAX_SOURCE, table)}), "
+                     "sent earlier")
+    elif entry.follow_up:
         lines.append("Follow-up: more reports of a story sent earlier")
     for other in _also(entry):
         source = fit(other.source, MAX_SOURCE, table)

@@ -7,14 +7,15 @@ best-scoring list, so a subscriber reads each story once.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.domain import StoredHit
+from monitor.domain import StoredHit, StoryRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class DigestEntry:
     hit_ids: tuple[int, ...]
     also: tuple[AlsoReported, ...] = ()
     follow_up: bool = False  # the story was already sent to this subscription; these are further reports
+    follow_up_of: StoryRef | None = None  # the story's report sent earlier, which a follow-up names
 
     @property
     def all_hit_ids(self) -> tuple[int, ...]:
@@ -98,6 +100,10 @@ class Digest:
     sources: tuple[SourceProblem, ...] = ()
     part: int = 1
     parts: int = 1
+    follows: tuple[str, ...] = ()  # every list the subscription follows (the footer names them all)
+    titles: Mapping[str, str] = field(default_factory=dict)  # watchlist name → title
+    language: str = "en-GB"  # spelling of the words monitor writes (never the items' own text)
+    notice: str | None = None  # a banner: a test message or an example, not real hits
 
     @property
     def entries(self) -> list[DigestEntry]:
@@ -112,6 +118,34 @@ class Digest:
         return [s.watchlist for s in self.sections]
 
 
+# British → American spellings of words monitor itself writes (watchlist names and titles, labels).
+# The items' own text is quoted as the outlet wrote it and never respelt.
+_AMERICAN = {
+    "defence": "defense", "offence": "offense", "licence": "license", "centre": "center",
+    "programme": "program", "organisation": "organization", "organise": "organize",
+    "recognise": "recognize", "analyse": "analyze", "favour": "favor", "honour": "honor",
+}
+_BRITISH = {us: gb for gb, us in _AMERICAN.items()}
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def spell(text: str, language: str) -> str:
+    """``text`` in one spelling: American for ``en-US``, British otherwise (so "defence"/"defense" never mix)."""
+    table = _AMERICAN if language.lower() == "en-us" else _BRITISH
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        for stem, other in table.items():
+            if word.lower().startswith(stem):
+                replaced = other + word[len(stem):].lower()
+                if word.isupper():
+                    return replaced.upper()
+                return replaced.capitalize() if word[0].isupper() else replaced
+        return word
+
+    return _WORD.sub(swap, text)
+
+
 def source_name(hit: StoredHit) -> str:
     if hit.feed_name:
         return hit.feed_name
@@ -119,7 +153,38 @@ def source_name(hit: StoredHit) -> str:
     return host or hit.feed_url
 
 
-def describe_evidence(watchlist: str, score: float, evidence: Sequence[Mapping[str, Any]]) -> Reason:
+def surface(texts: Mapping[str, str], ev: Mapping[str, Any]) -> str:
+    """The words of the item that a piece of evidence points at, as the item writes them.
+
+    Evidence records the field and offsets of what matched; a prefix pattern (``ratif*``) matched only
+    its stem, so the span is widened to the end of the word ("ratifies"). Scripts written without
+    spaces (CJK) keep the matched span. Falls back to the recorded text when the item text is gone.
+    """
+    text = texts.get(str(ev.get("field") or ""), "")
+    start, end = ev.get("start"), ev.get("end")
+    recorded = str(ev.get("text") or "").strip()
+    if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
+        return recorded
+    if recorded and text[start:end].casefold() != recorded.casefold():
+        return recorded  # the stored text changed since (pruned, edited): trust the record
+    while start > 0 and _in_word(text[start - 1]):
+        start -= 1
+    while end < len(text) and _in_word(text[end]):
+        end += 1
+    return text[start:end].strip() or recorded
+
+
+def _in_word(ch: str) -> bool:
+    """Letters and digits of scripts that separate words with spaces (not CJK, where a 'word' runs on)."""
+    if not (ch.isalnum() or ch in "'’-"):
+        return False
+    code = ord(ch)
+    return not (0x2E80 <= code <= 0x9FFF or 0xAC00 <= code <= 0xD7AF or 0xF900 <= code <= 0xFAFF
+                or 0x3040 <= code <= 0x30FF)
+
+
+def describe_evidence(watchlist: str, score: float, evidence: Sequence[Mapping[str, Any]],
+                      texts: Mapping[str, str] | None = None) -> Reason:
     phrases: list[str] = []
     anniversary: str | None = None
     for ev in evidence:
@@ -135,7 +200,7 @@ def describe_evidence(watchlist: str, score: float, evidence: Sequence[Mapping[s
                 text += f" (the year suggests the {_ordinal(int(expected))})" if expected else " (year mismatch)"
             anniversary = text
             continue
-        text = str(ev.get("text") or "").strip()
+        text = surface(texts, ev) if texts else str(ev.get("text") or "").strip()
         if text and text.casefold() not in {p.casefold() for p in phrases}:
             phrases.append(text)
     return Reason(watchlist=watchlist, score=score, phrases=tuple(phrases[:8]), anniversary=anniversary,
@@ -156,8 +221,9 @@ def build_digest(
     zone_name: str,
     titles: Mapping[str, str] | None = None,
     order: Sequence[str] = (),
+    language: str = "en-GB",
 ) -> Digest:
-    """Group ``hits`` into sections; ``order`` is the subscription's watchlist order."""
+    """Group ``hits`` into sections; ``order`` is the subscription's watchlist order (all the lists it follows)."""
     titles = titles or {}
     by_item: dict[int, list[StoredHit]] = defaultdict(list)
     for hit in hits:
@@ -181,7 +247,8 @@ def build_digest(
             for h in member:
                 if h.watchlist not in lists:
                     lists.append(h.watchlist)
-                    reasons.append(describe_evidence(h.watchlist, h.score, h.evidence))
+                    texts = {"title": h.title, "summary": h.summary, "content": h.content}
+                    reasons.append(describe_evidence(h.watchlist, h.score, h.evidence, texts))
         entry = DigestEntry(
             item_id=first.item_id,
             title=first.title or "(untitled)",
@@ -200,6 +267,7 @@ def build_digest(
                 for m in others
             ),
             follow_up=any(h.follow_up for m in members for h in m),
+            follow_up_of=next((h.follow_up_of for m in members for h in m if h.follow_up_of is not None), None),
         )
         sections[first.watchlist].append(entry)
     ordered = sorted(sections, key=lambda name: (rank.get(name, len(rank)), name))
@@ -207,6 +275,9 @@ def build_digest(
         subscription=subscription,
         generated_at=now.astimezone(zone),
         timezone=zone_name,
+        follows=tuple(order),
+        titles=dict(titles),
+        language=language,
         sections=tuple(
             DigestSection(
                 watchlist=name,
@@ -252,3 +323,39 @@ def split_digest(digest: Digest, max_items: int) -> list[Digest]:
             parts=len(chunks),
         ))
     return parts
+
+
+def example_digest(
+    subscription: str, follows: Sequence[str], *, now: datetime, zone: tzinfo, zone_name: str,
+    titles: Mapping[str, str] | None = None, language: str = "en-GB", test: bool = False,
+) -> Digest:
+    """A digest of made-up entries showing what the subscription's messages look like.
+
+    ``test``: one entry saying this is a test of the transport (``monitor notify test``); otherwise
+    one example per followed list (``digest preview`` when nothing is pending). Marked with a notice
+    either way, so nobody mistakes it for an alert.
+    """
+    titles = titles or {}
+    if test:
+        notice = f"TEST MESSAGE from monitor for the subscription {subscription}: not an alert, no action needed."
+        chosen = list(follows[:1])
+    else:
+        notice = f"EXAMPLE of the messages of {subscription}: nothing is pending, these entries are made up."
+        chosen = list(follows[:3])
+    hits = []
+    for index, name in enumerate(chosen, 1):
+        title = spell("Test message: monitor can reach this subscription" if test
+                      else f"Example entry for {titles.get(name, name.replace('_', ' '))}", language)
+        hits.append(StoredHit(
+            hit_id=0, item_id=-index, watchlist=name, score=1.0,
+            evidence=[{"field": "title", "start": 0, "end": len(title.split()[0]), "text": title.split()[0],
+                       "kind": "cue"}],
+            title=title, link=None,
+            summary=("monitor sent this through the subscription's real transport to check that it arrives."
+                     if test else "An example of how a hit is shown: title, source, time, summary and why it "
+                                  "matched."),
+            published_at=now, feed_name="monitor", feed_url="monitor:example", created_at=now,
+        ))
+    digest = build_digest(subscription, hits, now=now, zone=zone, zone_name=zone_name, titles=titles,
+                          order=follows, language=language)
+    return replace(digest, notice=notice)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -42,11 +43,37 @@ def message_id(key: str, sender: str) -> str:
     return f"<{key}@{domain}>"
 
 
+def fold_at_whitespace(name: str, value: str, width: int = 78) -> bytes:
+    """``Name: value`` folded only where the value has whitespace, never into RFC 2047 encoded words.
+
+    Headers that carry URLs (``List-Unsubscribe: <https://…>``) must reach mail clients as written:
+    the email package would turn a long URL into ``=?utf-8?q?…?=`` words, which no client reads as a
+    URL. A URL longer than a line stays whole on its own line (RFC 5322 allows up to 998 characters).
+    """
+    flat = header_safe(value, 990)
+    if not flat.isascii() or not re.fullmatch(r"[A-Za-z0-9-]+", name):
+        raise ValueError(f"header {name!r} must be ASCII (it carries URLs, not text)")
+    lines, line = [], f"{name}:"
+    for word in flat.split(" "):
+        if len(line) + 1 + len(word) > width and line != f"{name}:":
+            lines.append(line)
+            line = ""
+        line += f" {word}"
+    lines.append(line)
+    if any(len(one) > 998 for one in lines):
+        raise ValueError(f"header {name!r} is longer than a mail line may be")
+    return "\r\n".join(lines).encode("ascii")
+
+
 def compose(
     *, subject: str, text: str, html: str, sender: str, recipients: list[str], key: str, date: datetime,
     extra_headers: dict[str, str] | None = None,
 ) -> bytes:
-    """The full RFC 5322 message (multipart/alternative, text first)."""
+    """The full RFC 5322 message (multipart/alternative, text first).
+
+    ``extra_headers`` carry URLs (List-Unsubscribe and its kin): they are written as they are, folded at
+    whitespace only (:func:`fold_at_whitespace`).
+    """
     msg = EmailMessage(policy=SMTP)
     msg["Subject"] = header_safe(subject, 250)
     msg["From"] = header_safe(sender)
@@ -55,17 +82,19 @@ def compose(
     msg["Message-ID"] = message_id(key, sender)
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
-    for name, value in (extra_headers or {}).items():
-        msg[name] = header_safe(value)
     msg.set_content(text, subtype="plain", charset="utf-8")
     msg.add_alternative(html, subtype="html", charset="utf-8")
     raw = msg.as_bytes()
+    extra = [fold_at_whitespace(name, value) for name, value in (extra_headers or {}).items()]
+    head, body = raw.split(b"\r\n\r\n", 1)
+    head = b"\r\n".join([head, *extra])
+    raw = head + b"\r\n\r\n" + body
     # Defence in depth: the header block must hold exactly the headers set above.
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
     names = {
-        line.split(b":", 1)[0].decode("ascii", "replace").lower() for line in head if line[:1] not in (b" ", b"\t")
+        line.split(b":", 1)[0].decode("ascii", "replace").lower()
+        for line in head.split(b"\r\n") if line[:1] not in (b" ", b"\t")
     }
-    expected = {k.lower() for k in msg.keys()}
+    expected = {k.lower() for k in msg.keys()} | {k.lower() for k in (extra_headers or {})}
     if names != expected:
         raise ValueError(f"refusing to send a message whose headers changed in composition: {sorted(names - expected)}")
     return raw

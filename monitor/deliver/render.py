@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jinja2 import BaseLoader, Environment, FileSystemLoader, PackageLoader, StrictUndefined, select_autoescape
 
-from monitor.deliver.digest import Digest
+from monitor.deliver.digest import Digest, spell
 
 PAYLOAD_VERSION = 1
 
@@ -47,19 +48,35 @@ def one_line(text: str, limit: int = 200) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def list_name(digest: Digest, watchlist: str) -> str:
+    """How a watchlist is named in prose: its name with spaces, in the subscription's spelling."""
+    return spell(watchlist.replace("_", " "), digest.language)
+
+
 def render_email(digest: Digest, *, templates: Path | None = None) -> RenderedEmail:
     env = _environment(str(templates) if templates is not None else None)
+    follows = digest.follows or tuple(digest.watchlists)
     context: dict[str, Any] = {
         "digest": digest,
         "count": len(digest.entries),
-        "section_titles": [s.title for s in digest.sections],
-        "list_names": [s.watchlist.replace("_", " ") for s in digest.sections],
+        "section_titles": [spell(s.title, digest.language) for s in digest.sections],
+        "list_names": [list_name(digest, s.watchlist) for s in digest.sections],
+        "name": lambda watchlist: list_name(digest, watchlist),
+        "spell": lambda text: spell(text, digest.language),
+        "follows": [spell(digest.titles.get(w) or w.replace("_", " "), digest.language) for w in follows],
+        "when": _when,
     }
     subject = one_line(env.get_template("email/digest.subject.txt").render(context), 180)
     context["subject"] = subject
     text = env.get_template("email/digest.body.txt").render(context)
     html = env.get_template("email/digest.body.html").render(context)
     return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def _when(moment: datetime) -> str:
+    """A time with its zone, so a reader in another zone is never an hour off: ``2024-06-10 09:00 KST``."""
+    zone = moment.strftime("%Z") or moment.strftime("%z")
+    return f"{moment:%Y-%m-%d %H:%M} {zone}".strip()
 
 
 def webhook_payload(digest: Digest, *, delivery_key: str) -> dict[str, Any]:
@@ -77,6 +94,9 @@ def webhook_payload(digest: Digest, *, delivery_key: str) -> dict[str, Any]:
                 "watchlists": list(entry.watchlists),
                 "hit_ids": list(entry.hit_ids),
                 "follow_up": entry.follow_up,
+                "follow_up_of": None if entry.follow_up_of is None else {
+                    "item_id": entry.follow_up_of.item_id, "title": entry.follow_up_of.title,
+                    "link": entry.follow_up_of.link, "source": entry.follow_up_of.source},
                 "also_reported_by": [
                     {"item_id": a.item_id, "title": a.title, "link": a.link, "source": a.source,
                      "published": a.published.isoformat() if a.published else None, "hit_ids": list(a.hit_ids)}

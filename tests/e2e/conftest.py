@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Cli:
     config: Path
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")}
+    def __call__(self, *args: str, input: str | None = None, check: bool = True,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MONITOR_")} | (env or {})
         proc = subprocess.run(
             [sys.executable, "-m", "monitor", "--config", str(self.config), *args],
             capture_output=True, text=True, timeout=120, env=env, input=input, cwd=self.config.parent,

@@ -58,11 +58,18 @@ def test_env_secret_is_resolved_and_hidden(tmp_path: Path, monkeypatch: pytest.M
     assert "c2VjcmV0" not in repr(settings)
 
 
-def test_missing_env_secret_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_env_secret_is_an_error_when_a_delivery_needs_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Read-only commands load the file without the delivery secrets; delivery commands check them at start.
     monkeypatch.delenv("NOPE_SECRET", raising=False)
     path = write(tmp_path, "smtp: {host: mail, from: a@example.org, password: 'env:NOPE_SECRET'}\n")
+    settings = load_settings(path)
     with pytest.raises(ConfigError, match=r"smtp\.password.*NOPE_SECRET is not set"):
-        load_settings(path)
+        settings.check_secrets()
+    monkeypatch.setenv("NOPE_SECRET", "s3cret")
+    settings.check_secrets()
+    assert settings.smtp is not None and settings.smtp.password is not None
+    assert settings.smtp.password.get_secret_value() == "s3cret"
 
 
 def test_environment_overrides_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
