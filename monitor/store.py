@@ -25,7 +25,8 @@ from sqlmodel import Session, col, select
 from monitor.config import Settings
 from monitor.domain import Item, Match, StoredHit
 from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
-from monitor.models import Delivery, DeliveryHit, Feed, Hit, StoryKey, Subscription, Worker
+from monitor.lang import script_language
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, StoryKey, Subscription, Unsubscribe, Worker
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
 
@@ -268,7 +269,7 @@ def insert_new_items(
     rows = [
         dict(fingerprint=fp, feed_id=feed_id, guid=it.guid, link=it.link, title=it.title, summary=it.summary,
              content=it.content, author=it.author, published_at=it.published_at, fetched_at=it.fetched_at,
-             alertable=ok)
+             alertable=ok, lang=script_language(f"{it.title} {it.summary}"))
         for fp, (it, ok) in by_fp.items()
     ]
     table = ItemRow.__table__  # type: ignore[attr-defined]
@@ -764,3 +765,21 @@ def stored_hit_items(session: Session, watchlist: str, *, since: datetime | None
     if since is not None:
         query = query.where(col(ItemRow.fetched_at) >= since)
     return {item_id: version for item_id, version in session.execute(query)}
+
+
+# --- unsubscribes -------------------------------------------------------------------------------
+
+
+def record_unsubscribe(session: Session, subscription: str, address: str, *, now: datetime) -> bool:
+    """Store that ``address`` left ``subscription`` (insert-if-absent); False when it had already."""
+    table = Unsubscribe.__table__  # type: ignore[attr-defined]
+    result = session.execute(_insert(session, table).values(
+        subscription=subscription, address=address.strip().lower(), created_at=now,
+    ).on_conflict_do_nothing(index_elements=["subscription", "address"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unsubscribed_addresses(session: Session, subscription: str) -> set[str]:
+    """Lower-cased addresses that left ``subscription``: the planner sends them nothing more."""
+    return set(session.scalars(sa.select(Unsubscribe.address).where(  # type: ignore[call-overload]
+        col(Unsubscribe.subscription) == subscription)))
