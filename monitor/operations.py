@@ -446,11 +446,11 @@ class Figures:
 
 def figures(session: Session, *, now: datetime, max_heartbeat_age: int = 120) -> Figures:
     feeds: dict[str, int] = {"ok": 0, "failing": 0, "paused": 0, "gone": 0}
-    for active, failing, status, count in session.execute(
-        sa.select(Feed.active, col(Feed.error_count) > 0, Feed.last_status, sa.func.count())  # type: ignore[call-overload]
-        .group_by(Feed.active, col(Feed.error_count) > 0, Feed.last_status)
+    for active, errors, status, count in session.execute(
+        sa.select(Feed.active, Feed.error_count, Feed.last_status, sa.func.count())  # type: ignore[call-overload]
+        .group_by(Feed.active, Feed.error_count, Feed.last_status)
     ):
-        state = ("gone" if status == 410 else "paused") if not active else ("failing" if failing else "ok")
+        state = ("gone" if status == 410 else "paused") if not active else ("failing" if errors else "ok")
         feeds[state] += int(count)
     items = {str(origin): int(n) for origin, n in session.execute(
         sa.select(Feed.origin, sa.func.count(col(Item.id)))  # type: ignore[call-overload]

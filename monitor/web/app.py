@@ -45,9 +45,9 @@ class WebState:
     cookie_secure: bool
     unsubscribe_key: bytes | None
 
-    def render(self, name: str, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
-        html = self.templates.get_template(name).render(request_path=request.url.path, **values)
-        return HTMLResponse(html, status_code=status)
+    def render(self, template: str, request: Request, code: int = 200, /, **values: Any) -> HTMLResponse:
+        html = self.templates.get_template(template).render(request_path=request.url.path, **values)
+        return HTMLResponse(html, status_code=code)
 
 
 def utcnow() -> datetime:
