@@ -86,7 +86,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application for one database; ``monitor web`` serves it with uvicorn."""
     from monitor.web import api, pages
 
-    if settings.web_secret is not None:
+    if settings.web_secret is not None and settings.web_secret.get_secret_value():
         secret = settings.web_secret.get_secret_value().encode()
     else:
         log.warning("web_secret is not set: sessions end when this process restarts")
@@ -96,7 +96,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         templates=_templates(), login_limit=RateLimiter(10, 60.0), unsubscribe_limit=RateLimiter(30, 60.0),
         cookie_secure=bool(settings.base_url and settings.base_url.startswith("https://")),
         unsubscribe_key=(settings.unsubscribe_secret.get_secret_value().encode()
-                         if settings.unsubscribe_secret is not None else None),
+                         if settings.unsubscribe_secret is not None and settings.unsubscribe_secret.get_secret_value()
+                         else None),
     )
     app = FastAPI(
         title="monitor", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json",
