@@ -79,8 +79,11 @@ def hits_page(session: Session, filters: HitFilter, *, before: int | None = None
     Keyset pagination on the hit id: each page is one indexed range scan, however deep.
     """
     limit = max(1, min(limit, MAX_PAGE))
+    # Plain columns, not ORM objects: a page needs neither the items' content nor their signatures.
     query = (
-        sa.select(Hit, Item, Feed)
+        sa.select(Hit.id, Hit.item_id, Hit.watchlist, Hit.watchlist_version, Hit.score,  # type: ignore[call-overload,misc]
+                  Hit.evidence, Hit.created_at, Item.title, Item.summary, Item.link, Item.lang, Item.published_at,
+                  Item.story_id, Feed.id, Feed.name, Feed.url)
         .join(Item, col(Item.id) == col(Hit.item_id))
         .join(Feed, col(Feed.id) == col(Item.feed_id))
         .order_by(col(Hit.id).desc())
@@ -98,20 +101,17 @@ def hits_page(session: Session, filters: HitFilter, *, before: int | None = None
         query = query.where(col(Hit.created_at) < filters.until)
     if filters.lang:
         query = query.where(col(Item.lang) == filters.lang)
-    rows = list(session.execute(query))
+    rows = session.execute(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    also = _also_reported_by(session, [(item.id, item.story_id) for _h, item, _f in rows])
-    views = []
-    for hit, item, feed in rows:
-        assert hit.id is not None and item.id is not None and feed.id is not None and hit.created_at is not None
-        views.append(HitView(
-            hit_id=hit.id, item_id=item.id, watchlist=hit.watchlist, watchlist_version=hit.watchlist_version,
-            score=hit.score, evidence=_evidence(hit.evidence), title=item.title, summary=item.summary,
-            link=item.link, lang=item.lang, published_at=item.published_at, created_at=hit.created_at,
-            feed_id=feed.id, feed=feed.name or feed.url, story_id=item.story_id,
-            also_reported_by=also.get(item.id, []),
-        ))
+    also = _also_reported_by(session, [(r.item_id, r.story_id) for r in rows])
+    views = [
+        HitView(hit_id=r[0], item_id=r[1], watchlist=r[2], watchlist_version=r[3], score=r[4],
+                evidence=_evidence(r[5]), created_at=r[6], title=r[7], summary=r[8], link=r[9], lang=r[10],
+                published_at=r[11], story_id=r[12], feed_id=r[13], feed=r[14] or r[15],
+                also_reported_by=also.get(r[1], []))
+        for r in rows
+    ]
     return views, (views[-1].hit_id if more and views else None)
 
 

@@ -35,7 +35,7 @@ def _token(request: Request, presented: str | None) -> ApiToken:
     if not presented:
         raise HTTPException(401, "send Authorization: Bearer <token> (create one with 'monitor tokens create')",
                             headers={"WWW-Authenticate": "Bearer"})
-    with session_scope(_state(request).engine) as session:
+    with session_scope(_state(request).reads) as session:
         row = operations.check_api_token(session, presented)
     if row is None:
         raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
@@ -63,6 +63,12 @@ Writer = Annotated[ApiToken, Depends(writer)]
 
 
 def _db(request: Request) -> Any:
+    """A session for reading."""
+    return session_scope(_state(request).reads)
+
+
+def _write(request: Request) -> Any:
+    """A session for changes."""
     return session_scope(_state(request).engine)
 
 
@@ -262,7 +268,7 @@ def add_feed(request: Request, _token: Writer, body: FeedIn) -> FeedOut:
     """Watch a new feed (http or https); it is polled at the next cycle."""
     settings = _state(request).settings
     try:
-        with _db(request) as session:
+        with _write(request) as session:
             feed = operations.add_feed(session, body.url, name=body.name, now=_now(),
                                        interval=settings.poll_interval, alert_window=settings.new_feed_alert_window,
                                        allow_private_networks=settings.allow_private_networks)
@@ -275,7 +281,7 @@ def add_feed(request: Request, _token: Writer, body: FeedIn) -> FeedOut:
 def remove_feed(request: Request, _token: Writer, feed_id: int) -> FeedOut:
     """Stop polling a feed added by OPML or the API (items and hits stay)."""
     try:
-        with _db(request) as session:
+        with _write(request) as session:
             return _feed_out(operations.pause_feed(session, feed_id))
     except operations.OperationError as exc:
         raise _refuse(exc, 404 if "no feed" in str(exc) else 409) from None
@@ -285,7 +291,7 @@ def remove_feed(request: Request, _token: Writer, feed_id: int) -> FeedOut:
 def reset_feed(request: Request, _token: Writer, feed_id: int) -> FeedOut:
     """Clear a feed's error state and poll it at the next cycle."""
     try:
-        with _db(request) as session:
+        with _write(request) as session:
             return _feed_out(operations.reset_feed(session, feed_id, now=_now()))
     except operations.OperationError as exc:
         raise _refuse(exc, 404) from None
@@ -308,7 +314,7 @@ def list_deliveries(request: Request, _token: Reader, status: str | None = None,
 def retry_delivery(request: Request, _token: Writer, delivery_id: int) -> Done:
     """Queue a dead or failing delivery again, due now (same payload and idempotency key)."""
     try:
-        with _db(request) as session:
+        with _write(request) as session:
             operations.retry_delivery(session, delivery_id, now=_now())
     except operations.OperationError as exc:
         raise _refuse(exc, 404) from None

@@ -37,7 +37,8 @@ class WebState:
     """What every handler needs: settings, the engine, the session codec, templates and rate limits."""
 
     settings: Settings
-    engine: Engine
+    engine: Engine  # for changes
+    reads: Engine  # for everything else (on SQLite: no write lock, so the workers' writes never wait for a page)
     sessions: SessionCodec
     templates: Environment
     login_limit: RateLimiter
@@ -82,6 +83,25 @@ def _templates() -> Environment:
     return env
 
 
+def read_engine(engine: Engine) -> Engine:
+    """The engine for reads. On SQLite a second one without ``BEGIN IMMEDIATE``: its selects run outside any
+    write transaction (WAL: readers and the writer do not wait for each other) and it may not write at all."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    import sqlalchemy as sa
+
+    reads = sa.create_engine(engine.url, connect_args={"timeout": 30, "check_same_thread": False})
+
+    @sa.event.listens_for(reads, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    return reads
+
+
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application for one database; ``monitor web`` serves it with uvicorn."""
     from monitor.web import api, pages
@@ -92,7 +112,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         log.warning("web_secret is not set: sessions end when this process restarts")
         secret = secrets.token_bytes(32)
     state = WebState(
-        settings=settings, engine=engine, sessions=SessionCodec(secret, settings.web_session_lifetime),
+        settings=settings, engine=engine, reads=read_engine(engine),
+        sessions=SessionCodec(secret, settings.web_session_lifetime),
         templates=_templates(), login_limit=RateLimiter(10, 60.0), unsubscribe_limit=RateLimiter(30, 60.0),
         cookie_secure=bool(settings.base_url and settings.base_url.startswith("https://")),
         unsubscribe_key=(settings.unsubscribe_secret.get_secret_value().encode()
@@ -141,7 +162,7 @@ def _operations_routes(app: FastAPI, state: WebState) -> None:
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> JSONResponse:
         """Database reachable, migrations current, a worker's heartbeat fresh; 503 with the reasons otherwise."""
-        problems = operations.readiness(state.engine, now=utcnow(), max_heartbeat_age=HEARTBEAT_MAX_AGE)
+        problems = operations.readiness(state.reads, now=utcnow(), max_heartbeat_age=HEARTBEAT_MAX_AGE)
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=503 if problems else 200)
 
     @app.get("/metrics", include_in_schema=False)
@@ -150,7 +171,7 @@ def _operations_routes(app: FastAPI, state: WebState) -> None:
 
         from monitor.web.metrics import render
 
-        with session_scope(state.engine) as session:
+        with session_scope(state.reads) as session:
             figures = operations.figures(session, now=utcnow(), max_heartbeat_age=HEARTBEAT_MAX_AGE)
         return Response(render(figures), media_type=CONTENT_TYPE_LATEST)
 

@@ -84,7 +84,7 @@ def _now() -> datetime:
 def login_page(request: Request, next: str | None = None) -> Response:
     web = _web(request)
     session = _session(request) or web.sessions.new(None)
-    with session_scope(web.engine) as db:
+    with session_scope(web.reads) as db:
         first_run = not operations.has_operators(db)
     response = web.render("login.html", request, csrf=session.csrf, next=_local(next), first_run=first_run,
                           error=None, user=None, message=MESSAGES.get(request.query_params.get("done", "")))
@@ -110,7 +110,7 @@ def login(request: Request, name: Annotated[str, Form(max_length=64)] = "",
         return again("Too many attempts; wait a minute.", 429)
     if not csrf_ok(session, csrf):
         return again("The form expired; try again.", 403)
-    with session_scope(web.engine) as db:
+    with session_scope(web.reads) as db:
         ok = operations.check_operator_password(db, name, password)
     if not ok:
         return again("Wrong name or password.", 401)
@@ -150,7 +150,7 @@ def hits_page(request: Request, watchlist: str | None = None, feed: str | None =
     filters = operations.HitFilter(watchlist=watchlist or None, feed=feed or None, since=_day(since, "since"),
                                    until=until_day + timedelta(days=1) if until_day else None, lang=lang or None)
     web = _web(request)
-    with session_scope(web.engine) as db:
+    with session_scope(web.reads) as db:
         hits, after = operations.hits_page(db, filters, before=_cursor(before), limit=50)
         feeds = store.list_feeds(db)
         first_run = not feeds
@@ -168,7 +168,7 @@ def search_page(request: Request, q: str = "", before: str | None = None) -> Res
     items: list[operations.ItemView] = []
     after = None
     if q.strip():
-        with session_scope(_web(request).engine) as db:
+        with session_scope(_web(request).reads) as db:
             items, after = operations.search_items(db, q, before=_cursor(before), limit=50)
     older = "/search?" + urlencode({"q": q, "before": after}) if after else None
     marks = [{"field": field, "text": term} for term in operations.search_terms(q) for field in ("title", "summary")]
@@ -183,7 +183,7 @@ def feeds_page(request: Request) -> Response:
     session = _operator(request)
     web = _web(request)
     now = _now()
-    with session_scope(web.engine) as db:
+    with session_scope(web.reads) as db:
         feeds = store.list_feeds(db)
     rows = [(f, store.feed_problem(f, now=now, failing_for=web.settings.source_problem_after)) for f in feeds]
     return _page(request, "feeds.html", session, rows=rows, error=None, url="", name="")
@@ -232,7 +232,7 @@ def feed_action(request: Request, feed_id: int, action: str, csrf: Annotated[str
 def deliveries_page(request: Request, status: str | None = None, before: str | None = None) -> Response:
     session = _operator(request)
     status = status if status in operations.DELIVERY_STATUSES else None
-    with session_scope(_web(request).engine) as db:
+    with session_scope(_web(request).reads) as db:
         rows, after = operations.deliveries_page(db, status=status, before=_cursor(before))
         unsubscribed = operations.list_unsubscribes(db)
     params = {"status": status} if status else {}
