@@ -14,14 +14,28 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from monitor import operations
 from monitor.db import session_scope
 from monitor.models import ApiToken, Delivery, Feed
 
-router = APIRouter()
+
+class Problem(BaseModel):
+    detail: str
+
+
+def _documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {400: "Bad input (the detail says which)", 401: "No token, or an unknown or revoked one",
+            403: "The token is read-only", 404: "No such feed or delivery", 409: "Not possible in this state"}
+    return {code: {"model": Problem, "description": text[code]} for code in codes}
+
+
+router = APIRouter(responses=_documented(400, 401))
+bearer = HTTPBearer(auto_error=False, description="A token from 'monitor tokens create NAME [--read-only]'.")
 
 
 # --- auth ---------------------------------------------------------------------------------------
@@ -47,12 +61,15 @@ def _bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
-def reader(request: Request) -> ApiToken:
-    return _token(request, _bearer(request))
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def writer(request: Request) -> ApiToken:
-    token = reader(request)
+def reader(request: Request, credentials: Credentials) -> ApiToken:
+    return _token(request, credentials.credentials if credentials else None)
+
+
+def writer(request: Request, credentials: Credentials) -> ApiToken:
+    token = reader(request, credentials)
     if token.read_only:
         raise HTTPException(403, f"token {token.name!r} is read-only")
     return token
@@ -211,14 +228,20 @@ def _refuse(exc: operations.OperationError, status: int = 400) -> HTTPException:
 # --- routes -------------------------------------------------------------------------------------
 
 Limit = Annotated[int, Query(ge=1, le=operations.MAX_PAGE)]
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]  # what the databases can store
+
+
+def moment_query(description: str) -> Any:
+    """An ISO 8601 time with its zone, as a query parameter (parsed by :func:`_aware`)."""
+    return Query(max_length=40, json_schema_extra={"format": "date-time"}, description=description)
 
 
 @router.get("/api/v1/hits", response_model=HitsPage, tags=["hits"])
 def list_hits(
     request: Request, _token: Reader, watchlist: str | None = None,
     feed: Annotated[str | None, Query(description="Feed id, URL or name.")] = None,
-    since: Annotated[datetime | None, Query(description="Hits recorded at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Hits recorded before (ISO 8601).")] = None,
+    since: Annotated[str | None, moment_query("Hits recorded at or after this time (2026-11-25T00:00:00Z).")] = None,
+    until: Annotated[str | None, moment_query("Hits recorded before this time.")] = None,
     lang: Annotated[str | None, Query(max_length=8, description="ko, zh, ja, ru or en (by script).")] = None,
     cursor: str | None = None, limit: Limit = 50,
 ) -> HitsPage:
@@ -230,12 +253,17 @@ def list_hits(
     return HitsPage(hits=[HitOut(**_fields(h)) for h in hits], next_cursor=encode_cursor(after))
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
+def _aware(value: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time with its zone; anything else (a bare number, a date without a zone) is refused."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"{name}: write an ISO 8601 time such as 2026-11-25T00:00:00Z") from None
+    if moment.tzinfo is None:
         raise HTTPException(400, f"{name}: give a time zone (e.g. 2026-11-25T00:00:00Z)")
-    return value
+    return moment
 
 
 def _fields(view: Any) -> dict[str, Any]:
@@ -263,7 +291,7 @@ def list_feeds(request: Request, _token: Reader) -> list[FeedOut]:
         return [_feed_out(f) for f in store.list_feeds(session)]
 
 
-@router.post("/api/v1/feeds", response_model=FeedOut, status_code=201, tags=["feeds"])
+@router.post("/api/v1/feeds", response_model=FeedOut, status_code=201, tags=["feeds"], responses=_documented(403))
 def add_feed(request: Request, _token: Writer, body: FeedIn) -> FeedOut:
     """Watch a new feed (http or https); it is polled at the next cycle."""
     settings = _state(request).settings
@@ -277,8 +305,9 @@ def add_feed(request: Request, _token: Writer, body: FeedIn) -> FeedOut:
         raise _refuse(exc) from None
 
 
-@router.delete("/api/v1/feeds/{feed_id}", response_model=FeedOut, tags=["feeds"])
-def remove_feed(request: Request, _token: Writer, feed_id: int) -> FeedOut:
+@router.delete("/api/v1/feeds/{feed_id}", response_model=FeedOut, tags=["feeds"],
+               responses=_documented(403, 404, 409))
+def remove_feed(request: Request, _token: Writer, feed_id: RowId) -> FeedOut:
     """Stop polling a feed added by OPML or the API (items and hits stay)."""
     try:
         with _write(request) as session:
@@ -287,8 +316,8 @@ def remove_feed(request: Request, _token: Writer, feed_id: int) -> FeedOut:
         raise _refuse(exc, 404 if "no feed" in str(exc) else 409) from None
 
 
-@router.post("/api/v1/feeds/{feed_id}/reset", response_model=FeedOut, tags=["feeds"])
-def reset_feed(request: Request, _token: Writer, feed_id: int) -> FeedOut:
+@router.post("/api/v1/feeds/{feed_id}/reset", response_model=FeedOut, tags=["feeds"], responses=_documented(403, 404))
+def reset_feed(request: Request, _token: Writer, feed_id: RowId) -> FeedOut:
     """Clear a feed's error state and poll it at the next cycle."""
     try:
         with _write(request) as session:
@@ -310,8 +339,9 @@ def list_deliveries(request: Request, _token: Reader, status: str | None = None,
         raise _refuse(exc) from None
 
 
-@router.post("/api/v1/deliveries/{delivery_id}/retry", response_model=Done, tags=["deliveries"])
-def retry_delivery(request: Request, _token: Writer, delivery_id: int) -> Done:
+@router.post("/api/v1/deliveries/{delivery_id}/retry", response_model=Done, tags=["deliveries"],
+             responses=_documented(403, 404))
+def retry_delivery(request: Request, _token: Writer, delivery_id: RowId) -> Done:
     """Queue a dead or failing delivery again, due now (same payload and idempotency key)."""
     try:
         with _write(request) as session:

@@ -144,8 +144,21 @@ def _error_pages(app: FastAPI, state: WebState) -> None:
     titles = {400: "Bad request", 401: "Not allowed", 403: "Refused", 404: "Not found", 409: "Not possible",
               429: "Too many requests"}
 
+    def allowed(request: Request) -> str:
+        """Every method some route serves at this path (Starlette names only the first route's)."""
+        from starlette.routing import Match
+
+        methods: set[str] = set()
+        for route in app.router.routes:
+            match, _child = route.matches(request.scope)
+            if match != Match.NONE:
+                methods |= set(getattr(route, "methods", None) or ())
+        return ", ".join(sorted(methods))
+
     @app.exception_handler(StarletteHTTPException)
     async def page_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            exc = StarletteHTTPException(405, exc.detail, headers={"Allow": allowed(request)})
         if request.url.path.startswith("/api/") or request.url.path.endswith(".atom") or exc.status_code < 400:
             return await http_exception_handler(request, exc)
         detail = exc.detail if isinstance(exc.detail, str) else titles.get(exc.status_code, "Error")

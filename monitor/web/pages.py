@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor import operations, store
@@ -17,6 +18,7 @@ from monitor.db import session_scope
 from monitor.web.security import SESSION_COOKIE, Session, csrf_ok
 
 router = APIRouter(include_in_schema=False)
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]  # what the databases can store
 
 MESSAGES = {
     "feed-added": "Feed added; it is polled at the next cycle.",
@@ -210,7 +212,7 @@ def feeds_add(request: Request, url: Annotated[str, Form(max_length=2048)] = "",
 
 
 @router.post("/feeds/{feed_id}/{action}")
-def feed_action(request: Request, feed_id: int, action: str, csrf: Annotated[str, Form()] = "") -> Response:
+def feed_action(request: Request, feed_id: RowId, action: str, csrf: Annotated[str, Form()] = "") -> Response:
     _checked(request, csrf)
     if action not in ("reset", "pause"):
         raise HTTPException(404)
@@ -242,7 +244,7 @@ def deliveries_page(request: Request, status: str | None = None, before: str | N
 
 
 @router.post("/deliveries/{delivery_id}/retry")
-def delivery_retry(request: Request, delivery_id: int, csrf: Annotated[str, Form()] = "") -> Response:
+def delivery_retry(request: Request, delivery_id: RowId, csrf: Annotated[str, Form()] = "") -> Response:
     _checked(request, csrf)
     try:
         with session_scope(_web(request).engine) as db:

@@ -150,6 +150,7 @@ def test_feeds_are_added_paused_and_reset(web: Web) -> None:
     reset = client.post(f"/api/v1/feeds/{feed['id']}/reset")
     assert reset.status_code == 200 and reset.json()["active"] is True
     assert client.post("/api/v1/feeds/9999/reset").status_code == 404
+    assert client.post(f"/api/v1/feeds/{2**80}/reset").status_code == 422  # beyond any row id: refused, no 500
     assert [f["url"] for f in client.get("/api/v1/feeds").json()] == ["https://news.example.org/rss"]
 
 
