@@ -109,7 +109,7 @@ STORIES = [
           evidence=[{"kind": "actor", "field": "title", "start": 0, "end": 3, "text": "김정은", "actor": "kim"}]),
     Story(title="Пхеньян и Москва отметили годовщину договора", watchlist="anniversaries",
           link="https://ru.example.org/1", feed="https://ru.example.org/rss",
-          evidence=[{"kind": "anniversary", "field": "title", "start": 28, "end": 37, "text": "годовщину",
+          evidence=[{"kind": "anniversary", "field": "title", "start": 26, "end": 35, "text": "годовщину",
                      "event_name": "Treaty of Comprehensive Strategic Partnership", "ordinal": 1,
                      "expected_ordinal": 1, "ordinal_ok": True}]),
     Story(title='<script>alert("x")</script> headline with markup', link="javascript:alert(1)",
