@@ -173,41 +173,71 @@ def search_items(session: Session, query: str, *, before: int | None = None,
                  limit: int = 50) -> tuple[list[ItemView], int | None]:
     """Stored items containing every term of ``query`` (case-insensitive substrings), newest first.
 
-    SQLite answers from the FTS5 trigram index (terms of three characters or more; shorter ones
-    are checked on the rows the index returned, or scanned for). PostgreSQL uses ILIKE, which
-    its pg_trgm index serves.
+    SQLite answers from the FTS5 trigram index (terms of three characters or more), walking it
+    newest first and stopping once the page is full; shorter terms are checked on the rows it
+    returns, or scanned for when the query has no longer term. PostgreSQL uses ILIKE, which its
+    pg_trgm index serves.
     """
     terms = search_terms(query)
     if not terms:
         return [], None
     limit = max(1, min(limit, MAX_PAGE))
-    text = sa.func.coalesce(col(Item.title), "") + " " + col(Item.summary) + " " + col(Item.content)
-    conditions: list[Any] = [col(Item.pruned).is_(False)]
     dialect = session.get_bind().dialect.name
     indexed = [t for t in terms if len(t) >= MIN_INDEXED_TERM]
     if dialect == "sqlite" and indexed:
-        match = " AND ".join('"' + t.replace('"', '""') + '"' for t in indexed)
-        conditions.append(col(Item.id).in_(sa.text("SELECT rowid FROM items_fts WHERE items_fts MATCH :match")
-                                           .bindparams(match=match)))
-        rest = [t for t in terms if len(t) < MIN_INDEXED_TERM]
+        rows = _sqlite_indexed_search(session, indexed, [t for t in terms if len(t) < MIN_INDEXED_TERM],
+                                      before=before, want=limit + 1)
     else:
-        rest = terms
-    if dialect == "postgresql":
-        text = col(Item.title) + " " + col(Item.summary) + " " + col(Item.content)  # the trigram index's expression
-        conditions.extend(text.ilike(f"%{_like_escape(t)}%", escape="\\") for t in rest)
-    else:
-        conditions.extend(sa.func.instr(sa.func.lower(text), t.lower()) > 0 for t in rest)
-    if before is not None:
-        conditions.append(col(Item.id) < before)
-    rows = session.execute(
-        sa.select(Item.id, Item.title, Item.summary, Item.link, Item.lang,  # type: ignore[call-overload,misc]
-                  Item.published_at, Item.fetched_at, Feed.name, Feed.url)
-        .join(Feed, col(Feed.id) == col(Item.feed_id))
-        .where(*conditions).order_by(col(Item.id).desc()).limit(limit + 1)
-    ).all()
+        rows = list(session.execute(_item_rows(dialect, terms, before=before).limit(limit + 1)).all())
     views = [ItemView(item_id=r[0], title=r[1], summary=r[2], link=r[3], lang=r[4], published_at=r[5],
                       fetched_at=r[6], feed=r[7] or r[8]) for r in rows[:limit]]
     return views, (views[-1].item_id if len(rows) > limit and views else None)
+
+
+def _item_rows(dialect: str, terms: Sequence[str], *, before: int | None, ids: Sequence[int] | None = None) -> Any:
+    """Items (newest first) holding every one of ``terms``, among ``ids`` when given."""
+    if dialect == "postgresql":
+        text = col(Item.title) + " " + col(Item.summary) + " " + col(Item.content)  # the trigram index's expression
+        conditions: list[Any] = [text.ilike(f"%{_like_escape(t)}%", escape="\\") for t in terms]
+    else:
+        text = col(Item.title) + " " + col(Item.summary) + " " + col(Item.content)
+        conditions = [sa.func.instr(sa.func.lower(text), t.lower()) > 0 for t in terms]
+    conditions.append(col(Item.pruned).is_(False))
+    if before is not None:
+        conditions.append(col(Item.id) < before)
+    if ids is not None:
+        conditions.append(col(Item.id).in_(list(ids)))
+    return (
+        sa.select(Item.id, Item.title, Item.summary, Item.link, Item.lang,  # type: ignore[call-overload,misc]
+                  Item.published_at, Item.fetched_at, Feed.name, Feed.url)
+        .join(Feed, col(Feed.id) == col(Item.feed_id))
+        .where(*conditions).order_by(col(Item.id).desc())
+    )
+
+
+def _sqlite_indexed_search(session: Session, indexed: Sequence[str], short: Sequence[str], *, before: int | None,
+                           want: int) -> list[Any]:
+    """Walk the FTS5 index newest first in batches until ``want`` rows pass the other checks.
+
+    ``ORDER BY rowid DESC LIMIT`` on the FTS table stops early, so a common term costs one page,
+    not every match in the archive.
+    """
+    match = " AND ".join('"' + t.replace('"', '""') + '"' for t in indexed)
+    batch = want * (4 if short else 1)
+    found: list[Any] = []
+    while len(found) < want:
+        ids = list(session.scalars(
+            sa.text("SELECT rowid FROM items_fts WHERE items_fts MATCH :match AND rowid < :before "
+                    "ORDER BY rowid DESC LIMIT :batch")
+            .bindparams(match=match, before=before if before is not None else 2**63 - 1, batch=batch)))
+        if not ids:
+            break
+        found += session.execute(_item_rows("sqlite", short, before=None, ids=ids)).all()
+        if len(ids) < batch:
+            break
+        before = ids[-1]
+        batch = min(batch * 2, 5000)
+    return found[:want]
 
 
 def _like_escape(term: str) -> str:

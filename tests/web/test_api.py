@@ -198,3 +198,14 @@ def test_the_openapi_document_describes_the_api(web: Web) -> None:
     assert {"/api/v1/hits", "/api/v1/items", "/api/v1/feeds", "/api/v1/feeds/{feed_id}",
             "/api/v1/deliveries/{delivery_id}/retry", "/api/v1/watchlists/validate"} <= set(doc["paths"])
     assert not any(p.startswith(("/login", "/unsubscribe")) for p in doc["paths"])
+
+
+def test_search_with_a_short_term_finds_rare_matches_among_many(web: Web) -> None:
+    web.seed([Story(title=f"Pyongyang daily {n}" + (" 铁路" if n in (3, 17, 33) else ""), watchlist=None)
+              for n in range(40)], hours_apart=0.1)
+    client = web.api()
+    first = client.get("/api/v1/items", params={"q": "pyongyang 铁路", "limit": 2}).json()
+    assert [i["title"] for i in first["items"]] == ["Pyongyang daily 3 铁路", "Pyongyang daily 17 铁路"]
+    rest = client.get("/api/v1/items", params={"q": "pyongyang 铁路", "limit": 2, "cursor": first["next_cursor"]})
+    assert [i["title"] for i in rest.json()["items"]] == ["Pyongyang daily 33 铁路"]
+    assert rest.json()["next_cursor"] is None
