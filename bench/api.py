@@ -168,14 +168,19 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--hits", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=200)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both", "none"], default="both")
     parser.add_argument("--keep", action="store_true", help="Keep the filled databases.")
+    parser.add_argument("--url", help="Measure this already filled database (kept with --keep) instead.")
     args = parser.parse_args()
     results: list[tuple[str, str, float, float]] = []
+    if args.url:
+        label = "sqlite" if args.url.startswith("sqlite") else "postgresql"
+        results += run(args.url, label, args.runs, args.items)
+        args.db = "none"
     if args.db in ("sqlite", "both"):
         folder = Path(tempfile.mkdtemp(prefix="monitor-bench-api-"))
         url = f"sqlite:///{folder / 'bench.db'}"
-        print(f"SQLite: filling {url}", file=sys.stderr)
+        print(f"SQLite: filling {url}", file=sys.stderr)  # kept with --keep: measure it again with --url
         fill(url, args.items, args.hits)
         results += run(url, "sqlite", args.runs, args.items)
         if not args.keep:

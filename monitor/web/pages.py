@@ -154,7 +154,7 @@ def hits_page(request: Request, watchlist: str | None = None, feed: str | None =
     web = _web(request)
     with session_scope(web.reads) as db:
         hits, after = operations.hits_page(db, filters, before=_cursor(before), limit=50)
-        feeds = store.list_feeds(db)
+        feeds = operations.feed_names(db)
         first_run = not feeds
     names = sorted((web.settings.watchlists_dir.glob("*.yaml")) if web.settings.watchlists_dir.is_dir() else [])
     params = {k: v for k, v in dict(watchlist=watchlist, feed=feed, since=since, until=until, lang=lang).items() if v}
