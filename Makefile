@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint daemon bench clean
+.PHONY: run test lint daemon bench clean browser-deps
 
 $(BIN)/monitor: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint
+## the browser tests drive Debian's Chromium (Playwright, no browser download); installed when possible
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; } \
+		|| echo "chromium is not installed: the browser tests will skip (apt-get install chromium)"
+
+test: lint browser-deps
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.dev-installed

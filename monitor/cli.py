@@ -57,6 +57,10 @@ app.add_typer(feeds_app, name="feeds")
 app.add_typer(watchlists_app, name="watchlists")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(db_app, name="db")
+web_app = typer.Typer(help="The web front door: pages, JSON API, unsubscribe links, Atom, /metrics.")
+tokens_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the JSON API (stored hashed).")
+app.add_typer(web_app, name="web")
+app.add_typer(tokens_app, name="tokens")
 
 _state: dict[str, Any] = {}
 DELIVERY_STATUSES = ("pending", "sent", "dead")
@@ -1026,6 +1030,108 @@ def notify_test(
     finally:
         ctx.close()
     typer.echo(f"test message for {cfg.name} sent: {target}")
+def _schema_engine() -> Any:
+    """The engine of a database at the code's revision (a SQLite file is upgraded in place)."""
+    settings = _settings()
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    try:
+        if engine.dialect.name == "sqlite":
+            upgrade(engine)
+        elif current_revision(engine) != head_revision():
+            _fail(f"the database {redact_url(engine.url)} is not at the code's revision: run 'monitor db upgrade'", 1)
+    except DatabaseError as exc:
+        _fail(str(exc), 1)
+    return engine
+
+
+@web_app.callback(invoke_without_command=True)
+def web(
+    context: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default: put a TLS proxy in front).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Serve the web front door (operator pages, /api/v1, unsubscribe links, Atom, /healthz, /metrics)."""
+    if context.invoked_subcommand is not None:
+        return
+    import os
+
+    import uvicorn
+
+    from monitor.web.app import create_app
+
+    setup_logging(_state.get("log_level") or "INFO")
+    engine = _schema_engine()
+    typer.echo(f"monitor web on http://{host}:{port}/ ({redact_url(engine.url)})", err=True)
+    uvicorn.run(create_app(_settings(), engine), host=host, port=port, log_config=None, access_log=False,
+                server_header=False, proxy_headers=True,
+                forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+
+
+@web_app.command("passwd")
+def web_passwd(
+    name: Annotated[str, typer.Argument(help="The operator's login name.")] = "admin",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard "
+                                                                         "input instead of prompting.")] = False,
+) -> None:
+    """Create an operator or change an operator's password (stored as an argon2 hash)."""
+    from monitor import operations
+    from monitor.pipeline import utcnow
+
+    password = (sys.stdin.readline().rstrip("\r\n") if password_stdin
+                else typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+    engine = _schema_engine()
+    try:
+        with session_scope(engine) as session:
+            operations.set_operator_password(session, name, password, now=utcnow())
+    except operations.OperationError as exc:
+        _fail(str(exc), 2)
+    typer.echo(f"operator {name} can log in")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. grafana.")],
+    read_only: Annotated[bool, typer.Option("--read-only", help="May read, never change anything.")] = False,
+) -> None:
+    """Create an API token and print it once; only its hash is stored."""
+    from monitor import operations
+    from monitor.pipeline import utcnow
+
+    engine = _schema_engine()
+    try:
+        with session_scope(engine) as session:
+            token = operations.create_api_token(session, name, read_only=read_only, now=utcnow())
+    except operations.OperationError as exc:
+        _fail(str(exc), 2)
+    typer.echo(token)
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """API tokens by name (the tokens themselves are not stored)."""
+    from monitor import operations
+
+    engine = _schema_engine()
+    with session_scope(engine) as session:
+        rows = operations.list_api_tokens(session)
+    for row in rows:
+        created = row.created_at.strftime("%Y-%m-%d") if row.created_at else "-"
+        typer.echo(f"{row.name:<24} {'read-only' if row.read_only else 'read-write':<10} created {created}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+    """Revoke an API token: calls with it are refused from now on."""
+    from monitor import operations
+
+    engine = _schema_engine()
+    try:
+        with session_scope(engine) as session:
+            operations.revoke_api_token(session, name)
+    except operations.OperationError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"revoked {name}")
 
 
 def main() -> None:

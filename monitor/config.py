@@ -304,6 +304,10 @@ class Settings(BaseSettings):
     unsubscribe_secret: EnvSecret | None = None
     coming_up_days: int = Field(default=30, ge=0, le=366)  # digests list round anniversaries this far ahead
     source_problem_after: Duration = 6 * 3600  # a feed failing this long is listed under "sources" in digests
+    # The web front door (``monitor web``): signs session cookies and preference links. Unset: a random key
+    # per start (operators log in again after a restart; preference links stop working).
+    web_secret: SecretStr | None = None
+    web_session_lifetime: Duration = 12 * 3600  # an operator's login lasts this long
 
     @classmethod
     def settings_customise_sources(

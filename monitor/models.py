@@ -122,6 +122,8 @@ class Item(SQLModel, table=True):
     pruned: bool = False
     # The watchlist versions this item was matched against (a key of match_sets); None: not matched yet.
     matched_with: str | None = Field(default=None, max_length=32)
+    # The item's language guessed from its script (ko, zh, ja, ru, en, …; monitor.lang), for filters.
+    lang: str | None = Field(default=None, max_length=8)
 
 
 class MatchSet(SQLModel, table=True):
@@ -196,3 +198,45 @@ class DeliveryHit(SQLModel, table=True):
     delivery_id: int = Field(foreign_key="deliveries.id", primary_key=True)
     hit_id: int = Field(foreign_key="hits.id", primary_key=True, index=True)
     subscription_id: int = Field(foreign_key="subscriptions.id")
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API; only its SHA-256 is stored (``monitor tokens create``)."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column_kwargs={"unique": True}, max_length=64)
+    token_hash: str = Field(sa_column_kwargs={"unique": True}, max_length=64)
+    read_only: bool = False
+    created_at: datetime | None = _ts()
+    last_used_at: datetime | None = _ts()
+
+
+class Operator(SQLModel, table=True):
+    """Who may log in to the web pages; the password is stored as an argon2 hash (``monitor web passwd``)."""
+
+    __tablename__ = "operators"
+
+    name: str = Field(primary_key=True, max_length=64)
+    password_hash: str = Field(max_length=256)
+    updated_at: datetime | None = _ts()
+
+
+class Unsubscribe(SQLModel, table=True):
+    """An address that left a subscription (one-click link); it wins over the config's address list."""
+
+    __tablename__ = "unsubscribes"
+
+    subscription: str = Field(primary_key=True, max_length=64)
+    address: str = Field(primary_key=True, max_length=320)  # lower-cased
+    created_at: datetime | None = _ts()
+
+
+# Search structures the migrations create by hand (FTS5 tables, a trigram index): schema comparisons skip them.
+UNMODELLED_PREFIXES = ("items_fts", "ix_items_text_trgm")
+
+
+def is_modelled(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic ``include_name`` hook: False for the hand-made search structures."""
+    return not (name or "").startswith(UNMODELLED_PREFIXES)

@@ -904,7 +904,11 @@ def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: in
         return len(parts)
     settings = ctx.settings
     sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
-    recipients = list(cfg.email or [])
+    # An address that unsubscribed (stored in the database) wins over the config's list.
+    gone = store.unsubscribed_addresses(session, cfg.name)
+    recipients = [address for address in cfg.email or [] if address.lower() not in gone]
+    if not recipients:
+        return 0
     messages = split_digest(digest, cfg.max_items)
     for part in messages:
         key = f"msg_{uuid.uuid4().hex}"

@@ -27,7 +27,8 @@ from sqlmodel import Session, col, select
 from monitor.config import Settings
 from monitor.domain import Item, Match, StoredHit, StoryRef
 from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
-from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Worker
+from monitor.lang import script_language
+from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Unsubscribe, Worker
 from monitor.models import Item as ItemRow
 from monitor.schedules import parse_schedule
 
@@ -330,7 +331,7 @@ def insert_new_items(
     rows = [
         dict(fingerprint=fp, feed_id=feed_id, guid=it.guid, link=it.link, title=it.title, summary=it.summary,
              content=it.content, author=it.author, published_at=it.published_at, fetched_at=it.fetched_at,
-             alertable=ok)
+             alertable=ok, lang=script_language(f"{it.title} {it.summary}"))
         for fp, (it, ok) in by_fp.items()
     ]
     table = ItemRow.__table__  # type: ignore[attr-defined]
@@ -945,3 +946,19 @@ def insert_hits_reporting(session: Session, hits: Iterable[tuple[int, Match]], *
 def known_hit_watchlists(session: Session) -> set[str]:
     """Watchlist names that have stored hits (a list removed from the folder still has its history)."""
     return set(session.scalars(sa.select(Hit.watchlist).distinct()))  # type: ignore[call-overload]
+# --- unsubscribes -------------------------------------------------------------------------------
+
+
+def record_unsubscribe(session: Session, subscription: str, address: str, *, now: datetime) -> bool:
+    """Store that ``address`` left ``subscription`` (insert-if-absent); False when it had already."""
+    table = Unsubscribe.__table__  # type: ignore[attr-defined]
+    result = session.execute(_insert(session, table).values(
+        subscription=subscription, address=address.strip().lower(), created_at=now,
+    ).on_conflict_do_nothing(index_elements=["subscription", "address"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unsubscribed_addresses(session: Session, subscription: str) -> set[str]:
+    """Lower-cased addresses that left ``subscription``: the planner sends them nothing more."""
+    return set(session.scalars(sa.select(Unsubscribe.address).where(  # type: ignore[call-overload]
+        col(Unsubscribe.subscription) == subscription)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import monitor.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import monitor.models
 
 config = context.config
 target_metadata = SQLModel.metadata
@@ -20,6 +20,7 @@ def run_migrations_online() -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=monitor.models.is_modelled,
     )
     with context.begin_transaction():
         context.run_migrations()

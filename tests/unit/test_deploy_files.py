@@ -37,7 +37,7 @@ UNIT_FILE = ROOT / "deploy" / "monitor.service"
 COMPOSE_CONFIG = ROOT / "deploy" / "compose.monitor.yaml"
 
 CLI = typer.main.get_command(app)
-SERVICES = {"postgres", "migrate", "worker-1", "worker-2", "mailpit"}
+SERVICES = {"postgres", "migrate", "worker-1", "worker-2", "web", "mailpit"}
 WORKERS = ("worker-1", "worker-2")
 
 
@@ -62,6 +62,8 @@ def cli_path(argv: Sequence[str]) -> tuple[str, ...]:
                 raise ValueError(f"`monitor {' '.join(path)}` has no option {name}")
             if not param.is_flag and "=" not in token:
                 args.pop(0)
+        if not args and getattr(command, "invoke_without_command", False):  # a group that runs on its own
+            return tuple(path)
         if not args:
             raise ValueError(f"`monitor {' '.join(path)}` needs a subcommand")
         name = args.pop(0)
@@ -230,7 +232,7 @@ def test_cli_path_rejects_what_the_cli_rejects() -> None:
 def test_compose_file_defines_the_stack_and_declares_its_named_volumes() -> None:
     data = compose()
     assert set(data["services"]) == SERVICES
-    assert set(monitor_services(data)) == {"migrate", *WORKERS}
+    assert set(monitor_services(data)) == {"migrate", *WORKERS, "web"}
     declared = set(data.get("volumes") or {})
     for name, service in data["services"].items():
         for source, _target, _ro in mounts(service):
@@ -244,7 +246,7 @@ def test_compose_file_defines_the_stack_and_declares_its_named_volumes() -> None
 
 def test_monitor_services_run_real_cli_commands() -> None:
     services = monitor_services(compose())
-    expected = {"migrate": ("db", "upgrade"), "worker-1": ("run",), "worker-2": ("run",)}
+    expected = {"migrate": ("db", "upgrade"), "worker-1": ("run",), "worker-2": ("run",), "web": ("web",)}
     for name, service in services.items():
         assert "entrypoint" not in service, f"{name}: the image's ENTRYPOINT (monitor) must apply"
         command = service["command"]

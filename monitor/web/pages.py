@@ -1,0 +1,254 @@
+"""Operator pages: log in, recent hits, search, feeds, deliveries. Server-rendered, no scripts.
+
+Every form carries the session's CSRF token; every POST checks it before doing anything.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from monitor import operations, store
+from monitor.db import session_scope
+from monitor.web.security import SESSION_COOKIE, Session, csrf_ok
+
+router = APIRouter(include_in_schema=False)
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]  # what the databases can store
+
+MESSAGES = {
+    "feed-added": "Feed added; it is polled at the next cycle.",
+    "feed-reset": "Feed reset; it is polled at the next cycle.",
+    "feed-paused": "Feed paused.",
+    "retried": "Delivery queued again; it goes out at the next delivery cycle.",
+    "logged-out": "You are logged out.",
+}
+
+
+def _web(request: Request) -> Any:
+    return request.app.state.web
+
+
+def _session(request: Request) -> Session | None:
+    session: Session | None = _web(request).sessions.load(request.cookies.get(SESSION_COOKIE))
+    return session
+
+
+def _set_cookie(request: Request, response: Response, session: Session) -> Response:
+    web = _web(request)
+    response.set_cookie(SESSION_COOKIE, web.sessions.dump(session), max_age=web.sessions.lifetime, httponly=True,
+                        samesite="lax", secure=web.cookie_secure, path="/")
+    return response
+
+
+def _operator(request: Request) -> Session:
+    session = _session(request)
+    if session is None or not session.logged_in:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, headers={"Location": "/login?" + urlencode({"next": target})})
+    return session
+
+
+def _checked(request: Request, csrf: str) -> Session:
+    """The logged-in session, when the form's CSRF token is its own; 403 otherwise."""
+    session = _operator(request)
+    if not csrf_ok(session, csrf):
+        raise HTTPException(403, "the form's security token is missing or stale: reload the page and try again")
+    return session
+
+
+def _page(request: Request, template: str, session: Session, code: int = 200, /, **values: Any) -> HTMLResponse:
+    message = MESSAGES.get(request.query_params.get("done", ""))
+    response: HTMLResponse = _web(request).render(template, request, code, user=session.user, csrf=session.csrf,
+                                                  message=message, **values)
+    return response
+
+
+def _local(target: str | None) -> str:
+    """Where to go after logging in: a path on this site only."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- login --------------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str | None = None) -> Response:
+    web = _web(request)
+    session = _session(request) or web.sessions.new(None)
+    with session_scope(web.reads) as db:
+        first_run = not operations.has_operators(db)
+    response = web.render("login.html", request, csrf=session.csrf, next=_local(next), first_run=first_run,
+                          error=None, user=None, message=MESSAGES.get(request.query_params.get("done", "")))
+    return _set_cookie(request, response, session)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, name: Annotated[str, Form(max_length=64)] = "",
+          password: Annotated[str, Form(max_length=1024)] = "", csrf: Annotated[str, Form()] = "",
+          next: Annotated[str, Form()] = "/") -> Response:
+    from monitor.web.app import client_key
+
+    web = _web(request)
+    session = _session(request)
+
+    def again(error: str, status: int) -> Response:
+        fresh = session or web.sessions.new(None)
+        response = web.render("login.html", request, status, csrf=fresh.csrf, next=_local(next), first_run=False,
+                              error=error, user=None, message=None)
+        return _set_cookie(request, response, fresh)
+
+    if not web.login_limit.allow(client_key(request)):
+        return again("Too many attempts; wait a minute.", 429)
+    if not csrf_ok(session, csrf):
+        return again("The form expired; try again.", 403)
+    with session_scope(web.reads) as db:
+        ok = operations.check_operator_password(db, name, password)
+    if not ok:
+        return again("Wrong name or password.", 401)
+    response = RedirectResponse(_local(next), status_code=303)
+    return _set_cookie(request, response, web.sessions.new(name))  # a new session (and CSRF token) on login
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    _checked(request, csrf)
+    response = RedirectResponse("/login?done=logged-out", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- hits and search ----------------------------------------------------------------------------
+
+
+def _day(value: str | None, field: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        raise HTTPException(400, f"{field}: write a date as YYYY-MM-DD") from None
+
+
+def _cursor(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
+@router.get("/", response_class=HTMLResponse)
+def hits_page(request: Request, watchlist: str | None = None, feed: str | None = None, since: str | None = None,
+              until: str | None = None, lang: str | None = None, before: str | None = None) -> Response:
+    session = _operator(request)
+    until_day = _day(until, "until")
+    filters = operations.HitFilter(watchlist=watchlist or None, feed=feed or None, since=_day(since, "since"),
+                                   until=until_day + timedelta(days=1) if until_day else None, lang=lang or None)
+    web = _web(request)
+    with session_scope(web.reads) as db:
+        hits, after = operations.hits_page(db, filters, before=_cursor(before), limit=50)
+        feeds = operations.feed_names(db)
+        first_run = not feeds
+    names = sorted((web.settings.watchlists_dir.glob("*.yaml")) if web.settings.watchlists_dir.is_dir() else [])
+    params = {k: v for k, v in dict(watchlist=watchlist, feed=feed, since=since, until=until, lang=lang).items() if v}
+    older = "/?" + urlencode({**params, "before": after}) if after else None
+    return _page(request, "hits.html", session, hits=hits, older=older, filters=params, feeds=feeds,
+                 watchlists=[p.stem for p in names if not p.stem.startswith("_")], first_run=first_run)
+
+
+@router.get("/search", response_class=HTMLResponse)
+def search_page(request: Request, q: str = "", before: str | None = None) -> Response:
+    session = _operator(request)
+    q = q[:200]
+    items: list[operations.ItemView] = []
+    after = None
+    if q.strip():
+        with session_scope(_web(request).reads) as db:
+            items, after = operations.search_items(db, q, before=_cursor(before), limit=50)
+    older = "/search?" + urlencode({"q": q, "before": after}) if after else None
+    marks = [{"field": field, "text": term} for term in operations.search_terms(q) for field in ("title", "summary")]
+    return _page(request, "search.html", session, q=q, items=items, older=older, marks=marks)
+
+
+# --- feeds --------------------------------------------------------------------------------------
+
+
+@router.get("/feeds", response_class=HTMLResponse)
+def feeds_page(request: Request) -> Response:
+    session = _operator(request)
+    web = _web(request)
+    now = _now()
+    with session_scope(web.reads) as db:
+        feeds = store.list_feeds(db)
+    rows = [(f, store.feed_problem(f, now=now, failing_for=web.settings.source_problem_after)) for f in feeds]
+    return _page(request, "feeds.html", session, rows=rows, error=None, url="", name="")
+
+
+@router.post("/feeds", response_class=HTMLResponse)
+def feeds_add(request: Request, url: Annotated[str, Form(max_length=2048)] = "",
+              name: Annotated[str, Form(max_length=512)] = "", csrf: Annotated[str, Form()] = "") -> Response:
+    session = _checked(request, csrf)
+    web = _web(request)
+    settings = web.settings
+    try:
+        with session_scope(web.engine) as db:
+            operations.add_feed(db, url, name=name or None, now=_now(), interval=settings.poll_interval,
+                                alert_window=settings.new_feed_alert_window,
+                                allow_private_networks=settings.allow_private_networks)
+    except operations.OperationError as exc:
+        now = _now()
+        with session_scope(web.engine) as db:
+            feeds = store.list_feeds(db)
+        rows = [(f, store.feed_problem(f, now=now, failing_for=settings.source_problem_after)) for f in feeds]
+        return _page(request, "feeds.html", session, 400, rows=rows, error=str(exc), url=url, name=name)
+    return RedirectResponse("/feeds?done=feed-added", status_code=303)
+
+
+@router.post("/feeds/{feed_id}/{action}")
+def feed_action(request: Request, feed_id: RowId, action: str, csrf: Annotated[str, Form()] = "") -> Response:
+    _checked(request, csrf)
+    if action not in ("reset", "pause"):
+        raise HTTPException(404)
+    try:
+        with session_scope(_web(request).engine) as db:
+            if action == "reset":
+                operations.reset_feed(db, feed_id, now=_now())
+            else:
+                operations.pause_feed(db, feed_id)
+    except operations.OperationError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return RedirectResponse(f"/feeds?done=feed-{'reset' if action == 'reset' else 'paused'}", status_code=303)
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+
+@router.get("/deliveries", response_class=HTMLResponse)
+def deliveries_page(request: Request, status: str | None = None, before: str | None = None) -> Response:
+    session = _operator(request)
+    status = status if status in operations.DELIVERY_STATUSES else None
+    with session_scope(_web(request).reads) as db:
+        rows, after = operations.deliveries_page(db, status=status, before=_cursor(before))
+        unsubscribed = operations.list_unsubscribes(db)
+    params = {"status": status} if status else {}
+    older = "/deliveries?" + urlencode({**params, "before": after}) if after else None
+    return _page(request, "deliveries.html", session, rows=rows, status=status, older=older,
+                 statuses=operations.DELIVERY_STATUSES, unsubscribed=unsubscribed)
+
+
+@router.post("/deliveries/{delivery_id}/retry")
+def delivery_retry(request: Request, delivery_id: RowId, csrf: Annotated[str, Form()] = "") -> Response:
+    _checked(request, csrf)
+    try:
+        with session_scope(_web(request).engine) as db:
+            operations.retry_delivery(db, delivery_id, now=_now())
+    except operations.OperationError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return RedirectResponse("/deliveries?done=retried", status_code=303)
