@@ -271,7 +271,7 @@ def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: 
         reason = result.get("bozo_exception")
         if not result.get("version") and _HTML_PAGE.search(text[:4096]):
             raise ParseError(_not_a_feed(text, url), url=url)
-        if isinstance(reason, xml.sax.SAXException) and not result.entries and not _ROOT_CLOSED.search(text[-200:]):
+        if isinstance(reason, xml.sax.SAXException) and not _ROOT_CLOSED.search(text[-200:]):
             raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
         if not result.get("version"):
             raise ParseError(_not_a_feed(text, url), url=url)
