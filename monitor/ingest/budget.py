@@ -23,8 +23,12 @@ from types import FrameType
 __all__ = ["BudgetExceeded", "cpu_budget"]
 
 
-class BudgetExceeded(Exception):
-    """The work went over its CPU budget."""
+class BudgetExceeded(BaseException):
+    """The work went over its CPU budget.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the per-entry ``except Exception`` guards of the
+    parse must not mistake it for one entry's failure and carry on.
+    """
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"over its {seconds:g} s CPU budget")

@@ -165,9 +165,7 @@ def _parse(text: str, zone: tzinfo | None, language: str) -> datetime | None:
     text = _WEEKDAY_CJK.sub(" ", text)
     compact = _COMPACT.match(text)
     if compact:
-        y, mo, d, h, mi, sec, zone_text = compact.groups()
-        wall = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0), tzinfo=UTC)
-        return wall.replace(tzinfo=_zone(zone_text, wall.replace(tzinfo=None), zone)).astimezone(UTC)
+        return _compact(compact, zone)
     text = _CN_MONTH.sub(lambda m: str(_CN_NUMERAL[m.group(1)]), text)
     text = _D_NUM_MONTH_Y.sub(lambda m: f"{m[3]}-{m[2]}-{m[1]}", text)
     text = _CJK_TIME.sub(lambda m: f" {m[1]}:{m[2] or '00'}:{m[3] or '00'} ", text)
@@ -194,6 +192,13 @@ def _parse(text: str, zone: tzinfo | None, language: str) -> datetime | None:
         return _fallback(original)
     year, month, mday = day
     wall = datetime(year, month, mday, hour, minute, second, tzinfo=UTC)  # the wall-clock fields; zone below
+    return wall.replace(tzinfo=_zone(zone_text, wall.replace(tzinfo=None), zone)).astimezone(UTC)
+
+
+def _compact(match: re.Match[str], zone: tzinfo | None) -> datetime:
+    """``20240610``, ``20240610T090000Z``: ISO 8601's basic format."""
+    y, mo, d, h, mi, sec, zone_text = match.groups()
+    wall = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0), tzinfo=UTC)
     return wall.replace(tzinfo=_zone(zone_text, wall.replace(tzinfo=None), zone)).astimezone(UTC)
 
 

@@ -79,7 +79,8 @@ _FEED_TYPES = frozenset({
     "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
     "application/json", "application/xml", "text/xml", "application/x-rss+xml",
 })
-_XML_DECL = re.compile(r"^\s*<\?xml\b[^>]{0,500}?\?>")
+# The XML declaration, also after a leading comment or blank lines (ill-formed, but seen in real feeds).
+_XML_DECL = re.compile(r"^\s*(?:<!--(?:(?!-->).){0,2000}-->\s*){0,20}(<\?xml\b[^>]{0,500}?\?>)", re.DOTALL)
 _PROLOG_SKIP = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 _DOCTYPE = re.compile(r"<!DOCTYPE\b", re.IGNORECASE)
 _DOCTYPE_STOP = re.compile(r"""[\[\]>"']|<!--""")
@@ -188,9 +189,9 @@ def _doctype_end(text: str, start: int) -> int:
 def _utf8_document(text: str) -> bytes:
     """The decoded text as UTF-8 bytes whose XML declaration says UTF-8."""
     text = text.lstrip("\ufeff")
-    declaration = _XML_DECL.match(text)
+    declaration = _XML_DECL.match(text[:65536])
     if declaration:
-        text = text[declaration.end():]
+        text = text[:declaration.start(1)] + text[declaration.end(1):]
     return b'<?xml version="1.0" encoding="utf-8"?>' + text.encode("utf-8", "replace")
 
 
@@ -271,7 +272,7 @@ def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: 
         reason = result.get("bozo_exception")
         if not result.get("version") and _HTML_PAGE.search(text[:4096]):
             raise ParseError(_not_a_feed(text, url), url=url)
-        if isinstance(reason, xml.sax.SAXException) and not result.entries and not _ROOT_CLOSED.search(text[-200:]):
+        if isinstance(reason, xml.sax.SAXException) and not _ROOT_CLOSED.search(text[-200:]):
             raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
         if not result.get("version"):
             raise ParseError(_not_a_feed(text, url), url=url)
