@@ -470,7 +470,7 @@ class _WatchlistReader:
             try:
                 compile_regex(pattern)
             except RegexError as exc:
-                raise r.fail(value_node, f"{where}: regex {_short(pattern)!r} is not supported: {exc} "
+                raise r.fail(value_node, f"{where}: regex does not compile: {exc} in {_short(pattern)!r} "
                              "(regexes use RE2 syntax: no look-around, no back-references)") from None
             return Term("regex", line, values=(pattern,), scope=scope)
         phrases = tuple(_aliases(r, value_node))
