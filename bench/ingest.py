@@ -267,7 +267,7 @@ def start_server(args: argparse.Namespace, round_: Synchronized[int]) -> tuple[i
         runner = threading.Thread(target=serve, args=server_args, daemon=True)
     else:
         runner = ctx.Process(target=serve, args=server_args, daemon=True)
-    runner.start()  # type: ignore[attr-defined]
+    runner.start()
     if not receive.poll(15):
         raise SystemExit("the feed server did not start")
     return int(receive.recv()), runner
