@@ -34,7 +34,27 @@ def _documented(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
-router = APIRouter(responses=_documented(400, 401))
+def _known_parameters(request: Request) -> None:
+    """An unknown query parameter is a 400, not silently ignored: ``?watchlists=x`` must not return every hit."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = {param.alias for param in _query_params(dependant)}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise HTTPException(400, f"unknown query parameter {unknown[0]!r}; this call takes: "
+                                 f"{', '.join(sorted(known)) or 'none'}")
+
+
+def _query_params(dependant: Any) -> list[Any]:
+    params = list(dependant.query_params)
+    for sub in dependant.dependencies:
+        params += _query_params(sub)
+    return params
+
+
+router = APIRouter(responses=_documented(400, 401), dependencies=[Depends(_known_parameters)])
 bearer = HTTPBearer(auto_error=False, description="A token from 'monitor tokens create NAME [--read-only]'.")
 
 

@@ -209,3 +209,9 @@ def test_search_with_a_short_term_finds_rare_matches_among_many(web: Web) -> Non
     rest = client.get("/api/v1/items", params={"q": "pyongyang 铁路", "limit": 2, "cursor": first["next_cursor"]})
     assert [i["title"] for i in rest.json()["items"]] == ["Pyongyang daily 33 铁路"]
     assert rest.json()["next_cursor"] is None
+
+
+def test_an_unknown_query_parameter_is_named_not_ignored(web: Web) -> None:
+    response = web.api().get("/api/v1/hits", params={"watchlists": "treaties"})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("unknown query parameter 'watchlists'")

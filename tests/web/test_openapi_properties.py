@@ -48,7 +48,7 @@ def api(web: Web) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_its_openapi_promises(case: Any, api: tuple[str, dict[str, str]]) -> None:
     base_url, headers = api
     # Opaque cursors are strings to the schema: a made-up one is rightly refused (400), so the check that

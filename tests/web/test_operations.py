@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor import store
@@ -17,7 +19,7 @@ def test_healthz_answers_and_readyz_waits_for_a_live_worker(web: Web) -> None:
     assert waiting.status_code == 503
     assert waiting.json()["problems"] == ["no worker has sent a heartbeat in the last 300 s"]
     with session_scope(web.engine) as session:
-        store.heartbeat(session, owner="w1", hostname="h", pid=1, started_at=NOW, now=NOW)
+        store.heartbeat(session, owner="w1", hostname="h", pid=1, started_at=NOW, now=datetime.now(UTC))
     ready = client.get("/readyz")
     assert (ready.status_code, ready.json()) == (200, {"ready": True, "problems": []})
 
@@ -40,7 +42,7 @@ def test_metrics_count_feeds_hits_and_deliveries(web: Web) -> None:
         feed = store.list_feeds(session)[0]
         assert feed.id is not None
         store.record_poll_failure(session, feed.id, now=NOW, status=500, error="500", next_poll_at=NOW)
-        store.heartbeat(session, owner="w1", hostname="h", pid=1, started_at=NOW, now=NOW,
+        store.heartbeat(session, owner="w1", hostname="h", pid=1, started_at=NOW, now=datetime.now(UTC),
                         info={"poll": {"feeds_polled": 7, "new_items": 3}})
     response = web.client().get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
