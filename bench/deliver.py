@@ -228,11 +228,12 @@ def build_settings(kind: str, n: int, folder: Path, port: int) -> Any:
 
 def store_hits(engine: Any, settings: Any) -> int:
     from monitor import store
+    from monitor.config_specs import config_specs
     from monitor.db import session_scope
     from monitor.domain import Item, Match
 
     with session_scope(engine) as session:
-        store.sync_config(session, settings, NOW)
+        store.sync_config(session, *config_specs(settings), NOW)
         [feed] = store.list_feeds(session)
         assert feed.id is not None
         items = []

@@ -33,6 +33,7 @@ from sqlmodel import Session
 
 from monitor import store
 from monitor.config import Settings, SubscriptionConfig
+from monitor.config_specs import config_specs
 from monitor.db import current_revision, head_revision, make_engine, read_scope, redact_url, session_scope, upgrade
 from monitor.deliver.chat import render_chat, render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
@@ -272,7 +273,7 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
                   owner=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}",
                   retry=RetryPolicy(first_delay=retry.first_delay, max_delay=retry.max_delay, horizon=retry.horizon))
     with session_scope(engine) as session:
-        store.sync_config(session, settings, now)
+        store.sync_config(session, *config_specs(settings), now)
     return ctx
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from monitor import store
 from monitor.config import FeedConfig, Settings, SubscriptionConfig
+from monitor.config_specs import config_specs
 from monitor.db import make_engine, session_scope
 from monitor.domain import Item, Match
 from monitor.ingest.cluster import BANDS
@@ -39,7 +40,7 @@ def settings(**kw: object) -> Settings:
 def engine(db_url: str):  # type: ignore[no-untyped-def]
     engine = make_engine(db_url)
     with session_scope(engine) as session:
-        store.sync_config(session, settings(), NOW)
+        store.sync_config(session, *config_specs(settings()), NOW)
     yield engine
     engine.dispose()
 
@@ -125,7 +126,7 @@ def test_delivery_claim_and_failure_bookkeeping(engine: sa.Engine) -> None:
 
 def test_feeds_removed_from_config_are_deactivated(engine: sa.Engine) -> None:
     with session_scope(engine) as session:
-        store.sync_config(session, settings(feeds=[FeedConfig(url="https://example.org/rss")]), NOW)
+        store.sync_config(session, *config_specs(settings(feeds=[FeedConfig(url="https://example.org/rss")])), NOW)
     with session_scope(engine) as session:
         active = {f.url: f.active for f in store.list_feeds(session)}
     assert active == {"https://example.org/rss": True, "https://example.org/other": False}

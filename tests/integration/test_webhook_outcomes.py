@@ -7,6 +7,7 @@ from pathlib import Path
 
 from monitor import store
 from monitor.config import SubscriptionConfig, WebhookConfig
+from monitor.config_specs import config_specs
 from monitor.db import session_scope
 from monitor.pipeline import Context, delivery_cycle
 from tests.conftest import WebhookReceiver
@@ -53,7 +54,7 @@ def test_unreachable_endpoint_is_retried_and_others_still_get_theirs(
     ctx = make_context(tmp_path, team(webhook_receiver.url))
     ctx.settings = ctx.settings.model_copy(update={"subscriptions": [*ctx.settings.subscriptions, dead_end]})
     with session_scope(ctx.engine) as session:
-        store.sync_config(session, ctx.settings, T0 - timedelta(hours=1))
+        store.sync_config(session, *config_specs(ctx.settings), T0 - timedelta(hours=1))
         # The hit predates the new subscription's creation; make it count for both.
         for sub in store.get_subscriptions(session).values():
             sub.created_at = T0 - timedelta(days=1)

@@ -1,0 +1,27 @@
+"""Statements every aggregate shares: dialect-aware INSERT, claim candidates, batch size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+_CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def _claimable_ids(session: Session, query: Any, model: Any) -> list[int]:
+    """The candidate ids of ``query``, at most its LIMIT; on PostgreSQL locked until commit, others' skipped.
+
+    A separate statement, not ``UPDATE … WHERE id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)``:
+    PostgreSQL may evaluate that subquery more than once and claim more than ``n`` rows.
+    """
+    ids = query.with_only_columns(col(model.id))
+    if session.get_bind().dialect.name == "postgresql":
+        ids = ids.with_for_update(skip_locked=True)
+    return list(session.scalars(ids))

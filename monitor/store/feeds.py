@@ -1,0 +1,246 @@
+"""Feeds: their poll state, claims with leases, problems, and changes from the CLI, web and OPML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor.models import Feed
+from monitor.store._sql import _claimable_ids
+
+MOVE_HOLD_SECONDS = 7 * 86400  # a permanent redirect must hold this long before the feed is polled at its new URL
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedFeed:
+    id: int
+    url: str
+    name: str | None
+    etag: str | None
+    last_modified: str | None
+    first_poll: bool
+    alert_window_seconds: int
+    interval_seconds: int
+    error_count: int
+    fetch_url: str = ""  # where to fetch: ``url``, or where it moved once the move has held
+    moved_to: str | None = None
+    moved_since: datetime | None = None
+    last_entry_at: datetime | None = None
+    entry_gap_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.fetch_url:
+            object.__setattr__(self, "fetch_url", self.url)
+
+
+def _claimed(row: Feed, now: datetime) -> ClaimedFeed:
+    assert row.id is not None
+    held = (row.moved_to is not None and row.moved_since is not None
+            and (now - row.moved_since).total_seconds() >= MOVE_HOLD_SECONDS)
+    return ClaimedFeed(
+        id=row.id, url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
+        first_poll=row.first_polled_at is None, alert_window_seconds=row.alert_window_seconds,
+        interval_seconds=row.interval_seconds, error_count=row.error_count,
+        fetch_url=row.moved_to if held and row.moved_to else row.url, moved_to=row.moved_to,
+        moved_since=row.moved_since, last_entry_at=row.last_entry_at, entry_gap_seconds=row.entry_gap_seconds,
+    )
+
+
+def add_imported_feeds(
+    session: Session, feeds: Sequence[tuple[str, str | None, str | None]], *, now: datetime, interval: int,
+    alert_window: int,
+) -> int:
+    """Add (url, title, category) feeds from OPML; URLs already known are skipped. Returns the count added."""
+    known = set(session.exec(select(Feed.url)))
+    added = 0
+    for url, title, category in feeds:
+        if url in known:
+            continue
+        known.add(url)
+        session.add(Feed(url=url, name=title, category=category, interval_seconds=interval,
+                         alert_window_seconds=alert_window, active=True, next_poll_at=now, created_at=now,
+                         origin="import"))
+        added += 1
+    session.flush()
+    return added
+
+
+def get_feed(session: Session, url: str) -> Feed | None:
+    return session.exec(select(Feed).where(col(Feed.url) == url)).first()
+
+
+def add_feed(session: Session, url: str, *, name: str | None, interval: int, alert_window: int,
+             now: datetime) -> str:
+    """Add a feed from the command line (``origin="cli"``): ``"added"``, ``"restored"`` (it had been removed)
+    or ``"known"`` (already there; nothing changed)."""
+    row = get_feed(session, url)
+    if row is None:
+        session.add(Feed(url=url, name=name, interval_seconds=interval, alert_window_seconds=alert_window,
+                         active=True, next_poll_at=now, created_at=now, origin="cli"))
+        session.flush()
+        return "added"
+    if row.removed_at is None:
+        return "known"
+    row.removed_at, row.paused, row.active, row.next_poll_at = None, False, True, now
+    row.name = name or row.name
+    row.interval_seconds = interval
+    session.add(row)
+    return "restored"
+
+
+def set_feed_paused(session: Session, row: Feed, *, paused: bool, now: datetime) -> None:
+    """Pause (not polled) or resume (polled at the next cycle) a feed."""
+    row.paused, row.active = paused, not paused
+    if not paused:
+        row.next_poll_at, row.error_count, row.last_error = now, 0, None
+    session.add(row)
+
+
+def remove_feed(session: Session, row: Feed, *, now: datetime) -> None:
+    """Stop polling a feed and hide it; its items and hits stay (deliveries and stories refer to them)."""
+    row.active, row.paused, row.removed_at = False, False, now
+    session.add(row)
+
+
+def claim_due_feeds(
+    engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False,
+    not_polled_since: datetime | None = None,
+) -> list[ClaimedFeed]:
+    """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
+
+    Other workers race for the same rows. One ``UPDATE … WHERE id IN (candidates) AND
+    <lease free> RETURNING`` claims them: the rows it returns are this process's. On
+    PostgreSQL the candidates are selected ``FOR UPDATE SKIP LOCKED``, so concurrent
+    claimers skip each other's rows instead of waiting; SQLite has one writer at a time
+    (``BEGIN IMMEDIATE``), and the lease condition is re-checked in the UPDATE itself.
+    """
+    until = now + timedelta(seconds=lease_seconds)
+    free = sa.or_(col(Feed.lease_until).is_(None), col(Feed.lease_until) < now)
+    query = select(Feed).where(col(Feed.active).is_(True), free)
+    if not include_not_due:
+        query = query.where(sa.or_(col(Feed.next_poll_at).is_(None), col(Feed.next_poll_at) <= now))
+    if not_polled_since is not None:  # --all: each feed once per cycle, however many batches
+        query = query.where(sa.or_(col(Feed.last_polled_at).is_(None), col(Feed.last_polled_at) < not_polled_since))
+    conditions = query.whereclause
+    assert conditions is not None
+    query = query.order_by(col(Feed.next_poll_at), col(Feed.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        rows = session.scalars(
+            # The UPDATE re-checks the candidates' conditions (due, active, lease free) on the row it changes.
+            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(session, query, Feed)), conditions)
+            .values(lease_until=until, lease_owner=owner).returning(Feed)
+            .execution_options(synchronize_session=False)
+        ).all()
+        claimed = [_claimed(row, now) for row in rows]
+        session.commit()
+    claimed.sort(key=lambda f: f.id)
+    return claimed
+
+
+def release_feed_leases(session: Session, *, owner: str) -> int:
+    """Give back every feed lease ``owner`` still holds (at shutdown); returns how many."""
+    result = session.execute(
+        sa.update(Feed).where(col(Feed.lease_owner) == owner, col(Feed.lease_until).is_not(None))
+        .values(lease_until=None, lease_owner=None).execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_poll_success(
+    session: Session, feed_id: int, *, now: datetime, status: int, etag: str | None,
+    last_modified: str | None, next_poll_at: datetime, not_modified: bool, moved_to: str | None = None,
+    new_items: int = 0, entry_gap_seconds: float | None = None, note: str | None = None,
+) -> None:
+    """A successful poll. ``moved_to``: the permanent redirect seen this time (None: no redirect).
+
+    ``note``: what the operator should know although the poll succeeded ("2 entries skipped: ..."),
+    kept in ``last_error`` (the error count stays 0: the feed is healthy).
+    """
+    values: dict[str, Any] = dict(
+        last_status=status, last_error=note[:2000] if note else None, error_count=0, last_polled_at=now,
+        last_success_at=now, next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
+    )
+    if not not_modified:
+        values.update(etag=etag, last_modified=last_modified)
+    if new_items:
+        values.update(last_entry_at=now, entry_gap_seconds=entry_gap_seconds)
+    session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
+    session.execute(
+        sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.first_polled_at).is_(None))
+        .values(first_polled_at=now)
+    )
+    if moved_to is None:
+        # The redirect did not hold: forget it (and go back to the original URL).
+        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.moved_to).is_not(None))
+                        .values(moved_to=None, moved_since=None))
+    else:
+        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id, sa.or_(
+            col(Feed.moved_to).is_(None), col(Feed.moved_to) != moved_to)).values(moved_to=moved_to, moved_since=now))
+
+
+def record_poll_failure(
+    session: Session, feed_id: int, *, now: datetime, status: int | None, error: str, next_poll_at: datetime,
+    disable: bool = False,
+) -> None:
+    values: dict[str, Any] = dict(
+        last_status=status, last_error=error[:2000], error_count=Feed.error_count + 1, last_polled_at=now,
+        next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
+    )
+    if disable:
+        values["active"] = False
+    session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
+
+
+SILENT_FACTOR = 4  # silent when no new item for this many times the usual gap ...
+
+
+SILENT_MIN_SECONDS = 2 * 86400  # ... and for at least this long
+
+
+def feed_problem(feed: Feed, *, now: datetime, failing_for: int) -> str | None:
+    """Why an operator or subscriber should look at this feed, or None when it is fine."""
+    if not feed.active:
+        return f"disabled: {feed.last_error}" if feed.last_status == 410 else None
+    if feed.error_count:
+        since = feed.last_success_at or feed.created_at
+        if since is None or (now - since).total_seconds() >= failing_for:
+            return f"{feed.last_error or 'failing'} ({feed.error_count} failed polls)"
+    if feed.entry_gap_seconds and feed.last_entry_at:
+        quiet = (now - feed.last_entry_at).total_seconds()
+        if quiet >= max(SILENT_MIN_SECONDS, SILENT_FACTOR * feed.entry_gap_seconds):
+            return (f"silent: no new item for {quiet / 86400:.1f} days "
+                    f"(usually every {feed.entry_gap_seconds / 3600:.1f} h)")
+    return None
+
+
+def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[tuple[Feed, str]]:
+    """Feeds failing for longer than ``failing_for`` seconds, silent far beyond their rhythm, or gone (410)."""
+    candidates = session.exec(select(Feed).where(sa.or_(
+        col(Feed.error_count) > 0, col(Feed.last_status) == 410, col(Feed.entry_gap_seconds).is_not(None),
+    )).order_by(col(Feed.id)))
+    found = []
+    for feed in candidates:
+        problem = feed_problem(feed, now=now, failing_for=failing_for)
+        if problem:
+            found.append((feed, problem))
+    return found
+
+
+def list_feeds(session: Session) -> list[Feed]:
+    """Every feed but those removed with ``feeds remove``."""
+    return list(session.exec(select(Feed).where(col(Feed.removed_at).is_(None)).order_by(col(Feed.id))))
+
+
+def reset_feeds(session: Session, *, now: datetime, url: str | None = None) -> int:
+    """Clear error state and make feeds due now (``url=None``: every feed in error or disabled by 410)."""
+    query = sa.update(Feed).values(error_count=0, last_error=None, next_poll_at=now, lease_until=None, active=True)
+    if url is not None:
+        query = query.where(col(Feed.url) == url)
+    else:
+        query = query.where(sa.or_(col(Feed.error_count) > 0, col(Feed.last_status) == 410))
+    return int(session.execute(query).rowcount)  # type: ignore[attr-defined]

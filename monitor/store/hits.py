@@ -1,0 +1,150 @@
+"""Hits: insert-if-new per (item, watchlist), and the views of them the CLI, web and planner read."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from monitor.domain import Match, StoredHit, StoryRef
+from monitor.models import DeliveryHit, Feed, Hit
+from monitor.models import Item as ItemRow
+from monitor.store._sql import _CHUNK, _insert
+
+
+def insert_hits(session: Session, hits: Iterable[tuple[int, Match]], *, now: datetime) -> int:
+    """Store hits; a (item, watchlist) pair already stored is left alone. Returns the count inserted."""
+    rows = [
+        dict(item_id=item_id, watchlist=m.watchlist, watchlist_version=m.version, score=m.score,
+             evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
+        for item_id, m in hits
+    ]
+    table = Hit.__table__  # type: ignore[attr-defined]
+    inserted = 0
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table).values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
+            .returning(table.c.id)
+        )
+        inserted += len(session.execute(stmt).all())
+    return inserted
+
+
+def insert_hits_reporting(session: Session, hits: Iterable[tuple[int, Match]], *,
+                          now: datetime) -> list[tuple[int, str]]:
+    """Like :func:`insert_hits`, returning the ``(item_id, watchlist)`` of the hits that were new."""
+    rows = [
+        dict(item_id=item_id, watchlist=m.watchlist, watchlist_version=m.version, score=m.score,
+             evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
+        for item_id, m in hits
+    ]
+    table = Hit.__table__  # type: ignore[attr-defined]
+    inserted: list[tuple[int, str]] = []
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table).values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
+            .returning(table.c.item_id, table.c.watchlist)
+        )
+        inserted.extend((item_id, name) for item_id, name in session.execute(stmt))
+    return inserted
+
+
+def _hit_query() -> Any:
+    return (
+        sa.select(Hit, ItemRow, Feed)
+        .join(ItemRow, col(ItemRow.id) == col(Hit.item_id))
+        .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+    )
+
+
+def _view(hit: Hit, item: ItemRow, feed: Feed, follow_up: bool = False) -> StoredHit:
+    assert hit.id is not None and hit.created_at is not None
+    return StoredHit(
+        hit_id=hit.id, item_id=hit.item_id, watchlist=hit.watchlist, score=hit.score,
+        evidence=json.loads(hit.evidence), title=item.title, link=item.link, summary=item.summary,
+        published_at=item.published_at, feed_name=feed.name, feed_url=feed.url, created_at=hit.created_at,
+        story_id=item.story_id, follow_up=follow_up, content=item.content,
+    )
+
+
+def list_hits(session: Session, *, watchlist: str | None = None, limit: int | None = None) -> list[StoredHit]:
+    query = _hit_query().order_by(col(Hit.id))
+    if watchlist:
+        query = query.where(col(Hit.watchlist) == watchlist)
+    if limit:
+        query = query.limit(limit)
+    return [_view(h, i, f) for h, i, f in session.execute(query)]
+
+
+def undelivered_hits(
+    session: Session, subscription_id: int, watchlists: Sequence[str], *, since: datetime, limit: int,
+    min_score: float = 0.0,
+) -> list[StoredHit]:
+    """Hits on these watchlists created since ``since`` that this subscription has not been sent.
+
+    Each comes with ``follow_up``: another item of its story was already sent to this subscription.
+    """
+    sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
+        col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
+    )
+    # A hit found later for an item this subscription was already sent (a watchlist edited or added,
+    # then stored items matched again) would repeat the item: what was sent is not sent again.
+    earlier = sa.orm.aliased(Hit)
+    item_sent = (sa.select(DeliveryHit.hit_id)  # type: ignore[call-overload]
+                 .join(earlier, col(earlier.id) == col(DeliveryHit.hit_id))
+                 .where(col(DeliveryHit.subscription_id) == subscription_id, earlier.item_id == col(Hit.item_id)))
+    query = (
+        _hit_query()
+        .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, col(Hit.score) >= min_score,
+               ~sa.exists(sent), ~sa.exists(item_sent))
+        .order_by(col(Hit.id))
+        .limit(limit)
+    )
+    rows = list(session.execute(query))
+    stories = {item.story_id for _h, item, _f in rows if item.story_id is not None}
+    told = _stories_told(session, subscription_id, stories)
+    return [replace(_view(h, i, f, follow_up=i.story_id in told),
+                    follow_up_of=told.get(i.story_id) if i.story_id is not None else None)
+            for h, i, f in rows]
+
+
+def _stories_told(session: Session, subscription_id: int, stories: set[int]) -> dict[int, StoryRef]:
+    """For each story already sent to this subscription, its first report that was sent."""
+    if not stories:
+        return {}
+    earlier = sa.orm.aliased(ItemRow)
+    told: dict[int, StoryRef] = {}
+    for story_id, item_id, title, link, feed_name, feed_url in session.execute(
+        sa.select(col(earlier.story_id), earlier.id, earlier.title, earlier.link, Feed.name, Feed.url)  # type: ignore[call-overload]
+        .join(Hit, col(Hit.item_id) == earlier.id)
+        .join(DeliveryHit, col(DeliveryHit.hit_id) == col(Hit.id))
+        .join(Feed, col(Feed.id) == earlier.feed_id)
+        .where(col(DeliveryHit.subscription_id) == subscription_id, col(earlier.story_id).in_(sorted(stories)))
+        .order_by(earlier.id)
+    ):
+        if story_id not in told:
+            source = feed_name or urlsplit(link or feed_url).hostname or feed_url
+            told[story_id] = StoryRef(item_id=item_id, title=title or "(untitled)", link=link, source=source)
+    return told
+
+
+def stored_hit_items(session: Session, watchlist: str, *, since: datetime | None) -> dict[int, str]:
+    """``{item_id: watchlist_version}`` of the stored hits of one watchlist."""
+    query = (sa.select(Hit.item_id, Hit.watchlist_version)  # type: ignore[call-overload]
+             .join(ItemRow, col(ItemRow.id) == col(Hit.item_id)).where(col(Hit.watchlist) == watchlist))
+    if since is not None:
+        query = query.where(col(ItemRow.fetched_at) >= since)
+    return {item_id: version for item_id, version in session.execute(query)}
+
+
+def known_hit_watchlists(session: Session) -> set[str]:
+    """Watchlist names that have stored hits (a list removed from the folder still has its history)."""
+    return set(session.scalars(sa.select(Hit.watchlist).distinct()))  # type: ignore[call-overload]

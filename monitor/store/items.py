@@ -1,0 +1,123 @@
+"""Items: insert-if-new by fingerprint, and reading stored items back for backtests and rematching."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, col
+
+from monitor.domain import Item
+from monitor.lang import script_language
+from monitor.models import Feed
+from monitor.models import Item as ItemRow
+from monitor.store._sql import _CHUNK, _insert
+
+
+def known_fingerprints(session: Session, fingerprints: Iterable[str]) -> set[str]:
+    """Which of ``fingerprints`` this database already holds (a read: call it outside write transactions)."""
+    wanted = list(dict.fromkeys(fingerprints))
+    known: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        known.update(session.scalars(sa.select(col(ItemRow.fingerprint)).where(col(ItemRow.fingerprint).in_(chunk))))
+    return known
+
+
+def insert_new_items(
+    session: Session, feed_id: int, items: Sequence[Item], *, alertable: Sequence[bool]
+) -> list[tuple[int, Item, bool]]:
+    """Insert the items this database has not seen; return ``(id, item, alertable)`` for those only."""
+    by_fp: dict[str, tuple[Item, bool]] = {}
+    for item, ok in zip(items, alertable, strict=True):
+        by_fp.setdefault(item.fingerprint, (item, ok))  # a feed repeating an entry: keep the first
+    new: list[tuple[int, Item, bool]] = []
+    rows = [
+        dict(fingerprint=fp, feed_id=feed_id, guid=it.guid, link=it.link, title=it.title, summary=it.summary,
+             content=it.content, author=it.author, published_at=it.published_at, fetched_at=it.fetched_at,
+             alertable=ok, lang=script_language(f"{it.title} {it.summary}"))
+        for fp, (it, ok) in by_fp.items()
+    ]
+    table = ItemRow.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(rows), _CHUNK):
+        stmt = (
+            _insert(session, table)
+            .values(rows[start:start + _CHUNK])
+            .on_conflict_do_nothing(index_elements=["fingerprint"])
+            .returning(table.c.id, table.c.fingerprint)
+        )
+        for item_id, fp in session.execute(stmt):
+            item, ok = by_fp[fp]
+            new.append((item_id, item, ok))
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedItem:
+    id: int
+    feed: str
+    title: str
+    summary: str
+    content: str
+    link: str | None
+    published_at: datetime | None
+    fetched_at: datetime | None
+
+
+def iter_items(session: Session, *, since: datetime | None, batch: int = 1000) -> Iterator[ArchivedItem]:
+    """Stored items (text not pruned) fetched since ``since``, streamed in id order, ``batch`` rows at a time."""
+    last_id = 0
+    while True:
+        query = (
+            sa.select(ItemRow.id, Feed.name, Feed.url, ItemRow.title, ItemRow.summary,  # type: ignore[call-overload,misc]
+                      ItemRow.content, ItemRow.link, ItemRow.published_at, ItemRow.fetched_at)
+            .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+            .where(col(ItemRow.id) > last_id, col(ItemRow.pruned).is_(False))
+            .order_by(col(ItemRow.id)).limit(batch)
+        )
+        if since is not None:
+            query = query.where(col(ItemRow.fetched_at) >= since)
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        for row in rows:
+            yield ArchivedItem(id=row[0], feed=row[1] or row[2], title=row[3], summary=row[4], content=row[5],
+                               link=row[6], published_at=row[7], fetched_at=row[8])
+        last_id = rows[-1][0]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An alertable stored item, as rematching needs it."""
+
+    id: int
+    item: Item
+    matched_with: str | None
+    story_id: int | None
+
+
+def items_to_rematch(session: Session, *, since: datetime, after_id: int, limit: int,
+                     skip_key: str | None) -> list[StoredItem]:
+    """Alertable items (text not pruned) fetched since ``since``, in id order after ``after_id``;
+    ``skip_key``: leave out items already matched against that set."""
+    query = (
+        sa.select(ItemRow, Feed.url)  # type: ignore[call-overload]
+        .join(Feed, col(Feed.id) == col(ItemRow.feed_id))
+        .where(col(ItemRow.id) > after_id, col(ItemRow.fetched_at) >= since, col(ItemRow.alertable).is_(True),
+               col(ItemRow.pruned).is_(False))
+        .order_by(col(ItemRow.id)).limit(limit)
+    )
+    if skip_key is not None:
+        query = query.where(sa.or_(col(ItemRow.matched_with).is_(None), col(ItemRow.matched_with) != skip_key))
+    out = []
+    for row, feed_url in session.execute(query):
+        assert row.id is not None and row.fetched_at is not None
+        out.append(StoredItem(
+            id=row.id, matched_with=row.matched_with, story_id=row.story_id,
+            item=Item(fingerprint=row.fingerprint, title=row.title, link=row.link, guid=row.guid, summary=row.summary,
+                      content=row.content, published_at=row.published_at, author=row.author, feed_url=feed_url,
+                      fetched_at=row.fetched_at),
+        ))
+    return out

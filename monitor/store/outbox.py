@@ -1,0 +1,103 @@
+"""The outbox: rendered deliveries, claimed with a lease, sent once, retried or dead."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor.models import Delivery, DeliveryHit
+from monitor.store._sql import _claimable_ids
+
+
+def enqueue_delivery(
+    session: Session, *, subscription_id: int, key: str, transport: str, subject: str, payload: bytes,
+    recipients: str, hit_ids: Sequence[int], now: datetime,
+) -> int:
+    """Add a rendered delivery and link its hits; the unique (subscription, hit) key forbids a second send."""
+    delivery = Delivery(
+        subscription_id=subscription_id, key=key, transport=transport, status="pending", subject=subject,
+        payload=payload, recipients=recipients, hit_count=len(hit_ids), next_attempt_at=now, created_at=now,
+    )
+    session.add(delivery)
+    session.flush()
+    assert delivery.id is not None
+    if hit_ids:
+        session.execute(
+            sa.insert(DeliveryHit),
+            [dict(delivery_id=delivery.id, hit_id=h, subscription_id=subscription_id) for h in hit_ids],
+        )
+    return delivery.id
+
+
+def claim_due_deliveries(
+    engine: Engine, *, now: datetime, lease_seconds: int, limit: int, ids: Sequence[int] | None = None,
+    due_by: datetime | None = None,
+) -> list[Delivery]:
+    """Claim pending deliveries whose next attempt is due (one UPDATE … RETURNING; others may race, see
+    :func:`claim_due_feeds`).
+
+    The lease runs from ``now``; ``due_by`` (default ``now``) is the time by which the attempt must be
+    due, so a cycle that began earlier does not retry within itself what failed during it.
+    """
+    until = now + timedelta(seconds=lease_seconds)
+    due = due_by if due_by is not None else now
+    free = sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now)
+    query = select(Delivery).where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= due, free)
+    if ids is not None:
+        query = query.where(col(Delivery.id).in_(list(ids)))
+    query = query.order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
+    with Session(engine, expire_on_commit=False) as session:
+        claimed = list(session.scalars(
+            # The UPDATE re-checks every condition, not only the lease: a row another worker sent
+            # and released meanwhile must not be claimed again.
+            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(session, query, Delivery)), free,
+                                      col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= due)
+            .values(lease_until=until).returning(Delivery)
+            .execution_options(synchronize_session=False)
+        ).all())
+        session.commit()
+    claimed.sort(key=lambda d: (d.next_attempt_at or until, d.id or 0))
+    return claimed
+
+
+def record_delivery_sent(session: Session, delivery_id: int, *, now: datetime, target: str) -> None:
+    session.execute(
+        sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(
+            status="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error=None, lease_until=None,
+            target=target,
+        )
+    )
+
+
+def record_delivery_failure(
+    session: Session, delivery_id: int, *, error: str, next_attempt_at: datetime | None
+) -> None:
+    """A failed attempt: retry at ``next_attempt_at``, or ``dead`` when it is None."""
+    session.execute(
+        sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(
+            status="pending" if next_attempt_at is not None else "dead",
+            attempts=Delivery.attempts + 1, last_error=error[:2000], next_attempt_at=next_attempt_at,
+            lease_until=None,
+        )
+    )
+
+
+def list_deliveries(session: Session, *, status: str | None = None) -> list[Delivery]:
+    query = select(Delivery).order_by(col(Delivery.id))
+    if status:
+        query = query.where(col(Delivery.status) == status)
+    return list(session.exec(query))
+
+
+def retry_deliveries(session: Session, *, now: datetime, delivery_id: int | None = None) -> int:
+    """Put dead deliveries (or one delivery) back in the queue, due now; the payload and key stay the same."""
+    query = sa.update(Delivery).values(status="pending", next_attempt_at=now, lease_until=None)
+    if delivery_id is not None:
+        query = query.where(col(Delivery.id) == delivery_id, col(Delivery.status) != "sent")
+    else:
+        query = query.where(col(Delivery.status) == "dead")
+    return int(session.execute(query).rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,47 @@
+"""Subscriptions: the lease while a digest is planned, and the addresses that left."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from monitor.models import Subscription, Unsubscribe
+from monitor.store._sql import _insert
+
+
+def get_subscriptions(session: Session) -> dict[str, Subscription]:
+    return {row.name: row for row in session.exec(select(Subscription))}
+
+
+def claim_subscription(session: Session, sub_id: int, *, now: datetime, lease_seconds: int) -> bool:
+    """Compare-and-set lease on a subscription while its digest is planned (other workers may race)."""
+    free = sa.or_(col(Subscription.lease_until).is_(None), col(Subscription.lease_until) < now)
+    result = session.execute(
+        sa.update(Subscription).where(col(Subscription.id) == sub_id, free)
+        .values(lease_until=now + timedelta(seconds=lease_seconds))
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def finish_subscription_plan(session: Session, sub_id: int, *, now: datetime, next_due_at: datetime | None) -> None:
+    session.execute(
+        sa.update(Subscription).where(col(Subscription.id) == sub_id)
+        .values(lease_until=None, last_planned_at=now, next_due_at=next_due_at)
+    )
+
+
+def record_unsubscribe(session: Session, subscription: str, address: str, *, now: datetime) -> bool:
+    """Store that ``address`` left ``subscription`` (insert-if-absent); False when it had already."""
+    table = Unsubscribe.__table__  # type: ignore[attr-defined]
+    result = session.execute(_insert(session, table).values(
+        subscription=subscription, address=address.strip().lower(), created_at=now,
+    ).on_conflict_do_nothing(index_elements=["subscription", "address"]))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def unsubscribed_addresses(session: Session, subscription: str) -> set[str]:
+    """Lower-cased addresses that left ``subscription``: the planner sends them nothing more."""
+    return set(session.scalars(sa.select(Unsubscribe.address).where(  # type: ignore[call-overload]
+        col(Unsubscribe.subscription) == subscription)))
