@@ -70,8 +70,8 @@ MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest fo
 MAX_BACKOFF_SECONDS = 24 * 3600
 STORY_WINDOW = timedelta(hours=48)  # near-identical items this close in time form one story
 STORY_THRESHOLD = DEFAULT_THRESHOLD
-# Feeds claimed at a time. Small enough that several workers share a large cycle (each claims a
-# batch, works it, claims the next) and that a batch always finishes well inside its lease.
+# Most feeds claimed at a time: several workers share a large cycle (each claims a batch, works it,
+# claims the next). :func:`batch_limits` shrinks it further so that a batch fits inside its lease.
 POLL_BATCH = 250
 PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
 STOP_CHECK_SECONDS = 0.2  # how often a poll in flight looks for a shutdown request
@@ -338,23 +338,31 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     summary = PollSummary()
     matcher = ctx.watchlists.get()
     match_key = catch_up(ctx, now=now, summary=summary)
+    lease, began = ctx.settings.feed_lease_seconds, ctx.monotonic()
+    batch, per_host = batch_limits(ctx.settings.poll_concurrency, ctx.fetch_policy.per_host_limit,
+                                   ctx.fetch_policy.deadline, lease)
     try:
         while not ctx.stopping.is_set():
+            # ``now`` is when the cycle started; a lease runs from the real time of its claim.
+            elapsed = max(0.0, ctx.monotonic() - began)
             claimed = store.claim_due_feeds(
-                ctx.engine, now=now, owner=ctx.owner, lease_seconds=FEED_LEASE_SECONDS, limit=POLL_BATCH,
-                include_not_due=all_feeds, not_polled_since=now if all_feeds else None,
+                ctx.engine, now=now, owner=ctx.owner, lease_seconds=lease + int(elapsed), limit=batch,
+                include_not_due=all_feeds, not_polled_since=now if all_feeds else None, per_host=per_host,
             )
             if not claimed:
                 break
-            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key))
-            if len(claimed) < POLL_BATCH:
-                break
+            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key,
+                                    renew=_LeaseRenewal(ctx, now=now, began=began)))
     except CycleStopped:
         # Feeds claimed but not finished go back at once (their due time is unchanged), so
         # another worker, or this one after a restart, polls them without waiting for the lease.
         with session_scope(ctx.engine) as session:
             released = store.release_feed_leases(session, owner=ctx.owner)
         log.info("poll cycle stopped for shutdown; %d unfinished feeds released", released)
+    else:
+        # A feed whose outcome could not be recorded keeps no lease past its cycle.
+        with session_scope(ctx.engine) as session:
+            store.release_feed_leases(session, owner=ctx.owner)
     summary.duration_ms = (time.perf_counter() - started) * 1000
     ctx.last["poll"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors)}
     log.info(
@@ -363,6 +371,38 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
         extra={"duration_ms": round(summary.duration_ms)},
     )
     return summary
+
+
+def batch_limits(concurrency: int, per_host_limit: int, deadline: float, lease_seconds: float) -> tuple[int, int]:
+    """(feeds per claim, feeds of one host per claim) so that a batch finishes inside its lease.
+
+    A batch takes at most one fetch deadline per round of ``concurrency`` fetches, and per round
+    of ``per_host_limit`` fetches to one host; one deadline of the lease is left for parsing and
+    storing. With a lease shorter than two deadlines a batch is one round: its lease is renewed
+    while it runs (:class:`_LeaseRenewal`), so it holds however long the round takes.
+    """
+    rounds = max(1, int(lease_seconds // deadline) - 1)
+    return max(1, min(POLL_BATCH, concurrency * rounds)), max(1, per_host_limit * rounds)
+
+
+class _LeaseRenewal:
+    """Keeps this worker's feed leases alive while a batch runs, a third of a lease at a time.
+
+    A worker that dies stops renewing, and its feeds are free once the lease has run out.
+    """
+
+    def __init__(self, ctx: Context, *, now: datetime, began: float) -> None:
+        self.ctx, self.now, self.began = ctx, now, began
+
+    async def run(self) -> None:
+        lease = self.ctx.settings.feed_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            until = self.now + timedelta(seconds=self.ctx.monotonic() - self.began + lease)
+            try:
+                await asyncio.to_thread(store.renew_feed_leases, self.ctx.engine, owner=self.ctx.owner, until=until)
+            except Exception:  # a database hiccup: the next renewal tries again, well inside the lease
+                log.warning("could not renew feed leases; retrying", exc_info=True)
 
 
 class _StateWrites:
@@ -391,7 +431,7 @@ class _StateWrites:
 
 async def _poll_feeds(
     ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary,
-    match_key: str | None = None,
+    match_key: str | None = None, renew: _LeaseRenewal | None = None,
 ) -> None:
     policy = ctx.fetch_policy
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
@@ -440,11 +480,18 @@ async def _poll_feeds(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    renewing = asyncio.ensure_future(renew.run()) if renew is not None else None
     try:
         async with build_client(policy) as client:
             await _until_stopped(ctx, work())
     finally:
-        writes.flush()
+        try:
+            writes.flush()
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
 
 
 async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, None]) -> None:

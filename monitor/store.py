@@ -178,9 +178,13 @@ def remove_feed(session: Session, row: Feed, *, now: datetime) -> None:
 
 def claim_due_feeds(
     engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False,
-    not_polled_since: datetime | None = None,
+    not_polled_since: datetime | None = None, per_host: int | None = None,
 ) -> list[ClaimedFeed]:
     """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
+
+    ``per_host`` caps the feeds of one host in the claim: the fetcher talks to a host a few
+    requests at a time, so a batch full of one host's feeds would take many rounds to finish
+    (the rest of that host's feeds go to the next claim).
 
     Other workers race for the same rows. One ``UPDATE … WHERE id IN (candidates) AND
     <lease free> RETURNING`` claims them: the rows it returns are this process's. On
@@ -201,7 +205,7 @@ def claim_due_feeds(
     with Session(engine, expire_on_commit=False) as session:
         rows = session.scalars(
             # The UPDATE re-checks the candidates' conditions (due, active, lease free) on the row it changes.
-            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(session, query, Feed)), conditions)
+            sa.update(Feed).where(col(Feed.id).in_(_feed_ids_per_host(session, query, limit, per_host)), conditions)
             .values(lease_until=until, lease_owner=owner).returning(Feed)
             .execution_options(synchronize_session=False)
         ).all()
@@ -209,6 +213,42 @@ def claim_due_feeds(
         session.commit()
     claimed.sort(key=lambda f: f.id)
     return claimed
+
+
+def _feed_ids_per_host(session: Session, query: Any, limit: int, per_host: int | None) -> list[int]:
+    """The candidate ids, at most ``per_host`` of one host among the first ``limit`` (see :func:`claim_due_feeds`).
+
+    Looks a bounded window ahead (``PER_HOST_SCAN`` times ``limit``) so a claim stays one short statement
+    even when one host owns most due feeds; on PostgreSQL the window's rows are locked until commit.
+    """
+    if per_host is None:
+        return _claimable_ids(session, query, Feed)
+    window = query.limit(limit * PER_HOST_SCAN).with_only_columns(col(Feed.id), col(Feed.url))
+    if session.get_bind().dialect.name == "postgresql":
+        window = window.with_for_update(skip_locked=True)
+    taken: list[int] = []
+    per: Counter[str] = Counter()
+    for feed_id, url in session.execute(window):
+        host = (urlsplit(url).hostname or "").lower()
+        if per[host] < per_host:
+            per[host] += 1
+            taken.append(feed_id)
+            if len(taken) == limit:
+                break
+    return taken
+
+
+PER_HOST_SCAN = 8
+
+
+def renew_feed_leases(engine: Engine, *, owner: str, until: datetime) -> int:
+    """Extend every feed lease ``owner`` holds to ``until`` (its poll is still running); returns how many."""
+    with Session(engine) as session:
+        result = session.execute(
+            sa.update(Feed).where(col(Feed.lease_owner) == owner, col(Feed.lease_until).is_not(None))
+            .values(lease_until=until).execution_options(synchronize_session=False))
+        session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_feed_leases(session: Session, *, owner: str) -> int:
