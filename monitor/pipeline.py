@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from monitor import store
+from monitor import rhythm, store
 from monitor.config import Settings, SubscriptionConfig
 from monitor.db import current_revision, head_revision, make_engine, read_scope, redact_url, session_scope, upgrade
 from monitor.deliver.chat import render_chat, render_chat_parts
@@ -67,7 +67,7 @@ log = logging.getLogger("monitor")
 FEED_LEASE_SECONDS = 300
 DELIVERY_LEASE_SECONDS = 300
 MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
-MAX_BACKOFF_SECONDS = 24 * 3600
+MAX_BACKOFF_SECONDS = rhythm.MAX_BACKOFF_SECONDS
 STORY_WINDOW = timedelta(hours=48)  # near-identical items this close in time form one story
 STORY_THRESHOLD = DEFAULT_THRESHOLD
 # Most feeds claimed at a time: several workers share a large cycle (each claims a batch, works it,
@@ -507,37 +507,8 @@ async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, None]) -> None:
     task.result()
 
 
-def _next_poll(feed: store.ClaimedFeed, settings: Settings, now: datetime, *, gap: float | None,
-               hints: tuple[int | None, ...] = ()) -> datetime:
-    """The next poll: the feed's interval, longer for feeds that publish rarely or ask for it
-    (RSS ``ttl``, ``Cache-Control: max-age``), never beyond ``max_poll_interval``."""
-    interval = float(feed.interval_seconds)
-    if gap:
-        interval = max(interval, gap / 2)  # a feed with a new item every 2 days is polled about daily
-    for hint in hints:
-        if hint:
-            interval = max(interval, float(hint))
-    interval = min(interval, float(max(settings.max_poll_interval, feed.interval_seconds)))
-    return now + timedelta(seconds=interval)
-
-
-def _entry_gap(feed: store.ClaimedFeed, new_items: int, now: datetime) -> float | None:
-    """Moving average of the time between new items (the backlog of a first poll says nothing)."""
-    if new_items == 0 or feed.first_poll or feed.last_entry_at is None:
-        return feed.entry_gap_seconds
-    observed = (now - feed.last_entry_at).total_seconds() / new_items
-    if feed.entry_gap_seconds is None:
-        return observed
-    return 0.7 * feed.entry_gap_seconds + 0.3 * observed
-
-
-def _backoff(feed: store.ClaimedFeed, now: datetime, retry_after: float | None, rand: float) -> datetime:
-    # Exponential in the number of consecutive errors, capped; never gives up for good.
-    delay = min(MAX_BACKOFF_SECONDS, feed.interval_seconds * 2 ** min(feed.error_count, 8))
-    delay *= 0.8 + 0.4 * rand
-    if retry_after:
-        delay = max(delay, min(retry_after, MAX_BACKOFF_SECONDS))
-    return now + timedelta(seconds=delay)
+def _rhythm_policy(ctx: Context) -> rhythm.RhythmPolicy:
+    return rhythm.RhythmPolicy(max_poll_interval=ctx.settings.max_poll_interval)
 
 
 def _record_failure(
@@ -548,7 +519,8 @@ def _record_failure(
     summary.errors.append(redact(f"{feed.url}: {message}"))
     log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
                                                           "status": status})
-    next_poll = _backoff(feed, now, retry_after, ctx.rand())
+    next_poll = rhythm.next_poll_at(rhythm.PollOutcome(failed=True, retry_after=retry_after), feed,
+                                    _rhythm_policy(ctx), now, ctx.rand).at
     writes.add(lambda session: store.record_poll_failure(
         session, feed.id, now=now, status=status, error=message, next_poll_at=next_poll, disable=status == 410,
     ))
@@ -570,7 +542,8 @@ def _store_outcome(
     moved = outcome.permanent_redirect or (feed.moved_to if feed.fetch_url != feed.url else None)
     if outcome.not_modified or outcome.content is None:
         summary.not_modified += 1
-        next_poll = _next_poll(feed, ctx.settings, now, gap=feed.entry_gap_seconds, hints=(outcome.max_age,))
+        next_poll = rhythm.next_poll_at(rhythm.PollOutcome(hints=(outcome.max_age,)), feed, _rhythm_policy(ctx),
+                                        now, ctx.rand).at
         result = outcome
         writes.add(lambda session: store.record_poll_success(
             session, feed.id, now=now, status=result.status, etag=result.etag,
@@ -611,9 +584,11 @@ def _store_outcome(
         store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new if item_id in hit_items],
                              now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD,
                              precomputed=prepared.signatures)
-        gap = _entry_gap(feed, len(new), now)
         ttl = prepared.ttl_minutes * 60 if prepared.ttl_minutes else None
-        next_poll = _next_poll(feed, ctx.settings, now, gap=gap, hints=(outcome.max_age, ttl))
+        upcoming_poll = rhythm.next_poll_at(rhythm.PollOutcome(new_items=len(new), hints=(outcome.max_age, ttl)),
+                                            feed, _rhythm_policy(ctx), now, ctx.rand)
+        gap = upcoming_poll.entry_gap_seconds
+        next_poll = upcoming_poll.at
         store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
                                   last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False,
                                   moved_to=moved, new_items=len(new), entry_gap_seconds=gap,

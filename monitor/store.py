@@ -30,6 +30,7 @@ from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, 
 from monitor.lang import script_language
 from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Unsubscribe, Worker
 from monitor.models import Item as ItemRow
+from monitor.rhythm import MOVE_HOLD_SECONDS, SILENT_FACTOR, SILENT_MIN_SECONDS, feed_problem  # noqa: F401 (re-exported)
 from monitor.schedules import parse_schedule
 
 _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
@@ -38,7 +39,6 @@ _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter l
 # --- feeds -------------------------------------------------------------------------------------
 
 
-MOVE_HOLD_SECONDS = 7 * 86400  # a permanent redirect must hold this long before the feed is polled at its new URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,26 +302,6 @@ def record_poll_failure(
     if disable:
         values["active"] = False
     session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
-
-
-SILENT_FACTOR = 4  # silent when no new item for this many times the usual gap ...
-SILENT_MIN_SECONDS = 2 * 86400  # ... and for at least this long
-
-
-def feed_problem(feed: Feed, *, now: datetime, failing_for: int) -> str | None:
-    """Why an operator or subscriber should look at this feed, or None when it is fine."""
-    if not feed.active:
-        return f"disabled: {feed.last_error}" if feed.last_status == 410 else None
-    if feed.error_count:
-        since = feed.last_success_at or feed.created_at
-        if since is None or (now - since).total_seconds() >= failing_for:
-            return f"{feed.last_error or 'failing'} ({feed.error_count} failed polls)"
-    if feed.entry_gap_seconds and feed.last_entry_at:
-        quiet = (now - feed.last_entry_at).total_seconds()
-        if quiet >= max(SILENT_MIN_SECONDS, SILENT_FACTOR * feed.entry_gap_seconds):
-            return (f"silent: no new item for {quiet / 86400:.1f} days "
-                    f"(usually every {feed.entry_gap_seconds / 3600:.1f} h)")
-    return None
 
 
 def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[tuple[Feed, str]]:
