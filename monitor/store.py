@@ -30,7 +30,13 @@ from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, 
 from monitor.lang import script_language
 from monitor.models import Delivery, DeliveryHit, Feed, Hit, MatchSet, StoryKey, Subscription, Unsubscribe, Worker
 from monitor.models import Item as ItemRow
-from monitor.rhythm import MOVE_HOLD_SECONDS, SILENT_FACTOR, SILENT_MIN_SECONDS, feed_problem  # noqa: F401 (re-exported)
+from monitor.rhythm import (  # noqa: F401 (re-exported: the feed rhythm's rules live in one module)
+    MOVE_HOLD_SECONDS,
+    SILENT_FACTOR,
+    SILENT_MIN_SECONDS,
+    feed_problem,
+    move_has_held,
+)
 from monitor.schedules import parse_schedule
 
 _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
@@ -65,8 +71,7 @@ class ClaimedFeed:
 
 def _claimed(row: Feed, now: datetime) -> ClaimedFeed:
     assert row.id is not None
-    held = (row.moved_to is not None and row.moved_since is not None
-            and (now - row.moved_since).total_seconds() >= MOVE_HOLD_SECONDS)
+    held = row.moved_to is not None and move_has_held(row.moved_since, now)
     return ClaimedFeed(
         id=row.id, url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
         first_poll=row.first_polled_at is None, alert_window_seconds=row.alert_window_seconds,
@@ -218,14 +223,13 @@ def claim_due_feeds(
 def _feed_ids_per_host(session: Session, query: Any, limit: int, per_host: int | None) -> list[int]:
     """The candidate ids, at most ``per_host`` of one host among the first ``limit`` (see :func:`claim_due_feeds`).
 
-    Looks a bounded window ahead (``PER_HOST_SCAN`` times ``limit``) so a claim stays one short statement
-    even when one host owns most due feeds; on PostgreSQL the window's rows are locked until commit.
+    Looks a bounded window ahead (``PER_HOST_SCAN`` times ``limit``) so a claim stays short even when one
+    host owns most due feeds. On PostgreSQL only the chosen rows are locked (others' locked rows skipped),
+    so concurrent claimers do not starve each other by locking whole windows.
     """
     if per_host is None:
         return _claimable_ids(session, query, Feed)
     window = query.limit(limit * PER_HOST_SCAN).with_only_columns(col(Feed.id), col(Feed.url))
-    if session.get_bind().dialect.name == "postgresql":
-        window = window.with_for_update(skip_locked=True)
     taken: list[int] = []
     per: Counter[str] = Counter()
     for feed_id, url in session.execute(window):
@@ -235,6 +239,9 @@ def _feed_ids_per_host(session: Session, query: Any, limit: int, per_host: int |
             taken.append(feed_id)
             if len(taken) == limit:
                 break
+    if taken and session.get_bind().dialect.name == "postgresql":
+        chosen = sa.select(Feed.id).where(col(Feed.id).in_(taken)).with_for_update(skip_locked=True)  # type: ignore[call-overload]
+        taken = list(session.scalars(chosen))
     return taken
 
 

@@ -306,7 +306,7 @@ def run_kill_scenario(engine: sa.Engine, workers: list[Worker], gate: threading.
 
     wait_for(watching(lambda: sum(held_requests.values()) >= 1 and db_rows(
         engine, "select count(*) from feeds where last_polled_at is not null")[0][0] == OPEN_FEEDS),
-        "the open feeds to be stored while the held ones are being fetched", seconds=60, workers=workers)
+        "the open feeds to be stored while the held ones are being fetched", seconds=120, workers=workers)
     holders = db_rows(engine, "select lease_owner, count(*) from feeds where lease_until > now() "
                               "and last_polled_at is null group by lease_owner order by count(*) desc")
     assert holders, "no worker holds a feed lease"
