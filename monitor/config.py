@@ -288,6 +288,9 @@ class Settings(BaseSettings):
     max_poll_interval: Duration = 86400
     new_feed_alert_window: Duration = 86400
     poll_concurrency: int = Field(default=20, ge=1, le=500)
+    # How long a claimed feed stays this worker's without a renewal; renewed while its poll runs, so it
+    # only bounds how soon another worker takes over the feeds of a worker that died.
+    feed_lease_seconds: int = Field(default=300, ge=1, le=3600)
     # Worker processes that parse feeds while this one fetches and stores (0: parse in-process).
     parse_processes: int = Field(default_factory=lambda: min(4, max(0, (os.cpu_count() or 1) - 1)), ge=0, le=32)
     delivery_batch: int = Field(default=200, ge=1)

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from monitor.rhythm import backoff_delay
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -40,9 +42,8 @@ def next_attempt_at(
     """
     if permanent:
         return None
-    exponent = min(max(0, attempts - 1), 64)  # 2**64 x first_delay is far past any max_delay
-    delay = min(policy.max_delay, policy.first_delay * policy.factor ** exponent)
-    delay *= 1 + policy.jitter * (2 * rand - 1)
+    delay = backoff_delay(policy.first_delay, attempts - 1, cap=policy.max_delay, rand=rand, factor=policy.factor,
+                          jitter=policy.jitter)
     if retry_after is not None and math.isfinite(retry_after) and retry_after > 0:
         delay = max(delay, min(retry_after, policy.horizon + 1))
     when = now + timedelta(seconds=delay)

@@ -1,4 +1,4 @@
-"""Near-duplicate story grouping: shingles, MinHash signatures, LSH band keys, a windowed index.
+"""Near-duplicate story grouping: shingles, MinHash signatures, LSH band keys, the grouping decision.
 
 Owns the answer to "is this item the same story as one already seen?" — the
 same wire copy lightly rewritten by another outlet (new headline, new lead
@@ -18,8 +18,9 @@ How it decides:
 * :func:`minhash` estimates Jaccard similarity of two shingle sets from
   :data:`NUM_PERM` min-hashes; :func:`lsh_keys` cuts the signature into bands
   so that similar items share at least one key with high probability.
-* :class:`StoryIndex` finds candidates through those keys only (never a scan),
-  then keeps the most similar one at or above the threshold.
+* :func:`assign` finds candidates through those keys only (never a scan), then
+  joins the most similar one at or above the threshold. The store fetches the
+  recent stories' keys and signatures before, and records the decision after.
 
 Thresholds (measured on the pairs in ``tests/unit/test_cluster.py``): rewrites
 of one wire story with a new headline and lead score 0.25–0.52 exact Jaccard;
@@ -36,14 +37,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import heapq
 import re
 import struct
 import unicodedata
-from array import array
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 __all__ = [
@@ -51,8 +50,9 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "MAX_VERIFIED",
     "NUM_PERM",
-    "StoryIndex",
+    "Recent",
     "StorySignature",
+    "assign",
     "lsh_keys",
     "minhash",
     "shingles",
@@ -186,96 +186,57 @@ def _agreement(a: Sequence[int], b: Sequence[int]) -> float:
 
 
 @dataclass(slots=True)
-class _Entry:
-    story_key: str
-    # 8 bytes a value instead of ~40 for a tuple of ints: the index may hold days of items.
-    signature: array[int]
-    keys: tuple[str, ...]
-    published: datetime
+class Recent:
+    """The recent stories a batch may join, as the store found them.
 
-
-class StoryIndex:
-    """Items of the last ``window``, findable by story similarity through LSH buckets.
-
-    Used per poll cycle (seeded from recent stored signatures) and in tests.
-    Lookups touch only the buckets of the query's keys and verify at most
-    :data:`MAX_VERIFIED` candidates (those sharing the most keys), so their cost
-    does not grow with the number of items held; :meth:`prune` keeps memory bounded.
-    Not thread-safe.
+    ``by_key``: band key → (item id, story id, published) of stories' first items (only a story's
+    first item is indexed: a story syndicated to hundreds of feeds keeps one set of keys).
+    ``signatures``: the MinHash signatures of the shortlisted items, by item id.
     """
 
-    def __init__(self, *, threshold: float = DEFAULT_THRESHOLD, window: timedelta = timedelta(hours=48)) -> None:
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError("threshold must be in (0, 1]")
-        self.threshold = threshold
-        self.window = window
-        self._entries: dict[int, _Entry] = {}
-        self._buckets: dict[str, set[int]] = {}
-        self._by_time: list[tuple[datetime, int]] = []  # heap: oldest first, for prune
-        self._next_id = 0
+    by_key: dict[str, list[tuple[int, int, datetime]]] = field(default_factory=lambda: defaultdict(list))
+    signatures: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def add(self, story_key: str, sig: StorySignature, published: datetime) -> None:
-        """Remember an item as a member of ``story_key`` (``published`` timezone-aware)."""
-        _require_aware(published)
-        if not sig.keys:
-            return  # no text: it can never be found, so holding it only costs memory
-        entry_id = self._next_id
-        self._next_id += 1
-        self._entries[entry_id] = _Entry(story_key, array("Q", sig.signature), sig.keys, published)
+    def start(self, item_id: int, sig: StorySignature, published: datetime) -> None:
+        """Index an item that starts a story, so later items of the same batch can join it."""
+        self.signatures[item_id] = sig.signature
         for key in sig.keys:
-            self._buckets.setdefault(key, set()).add(entry_id)
-        heapq.heappush(self._by_time, (published, entry_id))
-
-    def find(self, sig: StorySignature, published: datetime) -> str | None:
-        """The story most similar to ``sig`` among items within ``window`` of ``published``.
-
-        ``None`` when no candidate reaches the threshold. Ties go to the
-        earlier-published item, then the smaller story key, so the answer does
-        not depend on insertion order.
-        """
-        _require_aware(published)
-        best: tuple[float, datetime, str] | None = None
-        shared = self._candidates(sig.keys)
-        ranked = heapq.nlargest(MAX_VERIFIED, shared, key=shared.__getitem__) if len(shared) > MAX_VERIFIED \
-            else list(shared)
-        for entry_id in ranked:
-            entry = self._entries[entry_id]
-            if abs(entry.published - published) > self.window:
-                continue
-            score = _agreement(sig.signature, entry.signature)
-            if score < self.threshold:
-                continue
-            if best is None or (-score, entry.published, entry.story_key) < (-best[0], best[1], best[2]):
-                best = (score, entry.published, entry.story_key)
-        return best[2] if best is not None else None
-
-    def prune(self, now: datetime) -> None:
-        """Forget items published more than ``window`` before ``now``."""
-        _require_aware(now)
-        cutoff = now - self.window
-        while self._by_time and self._by_time[0][0] < cutoff:
-            _, entry_id = heapq.heappop(self._by_time)
-            entry = self._entries.pop(entry_id)
-            for key in entry.keys:
-                bucket = self._buckets.get(key)
-                if bucket is not None:
-                    bucket.discard(entry_id)
-                    if not bucket:
-                        del self._buckets[key]
-
-    def _candidates(self, keys: Iterable[str]) -> Counter[int]:
-        """Entries sharing at least one key, with how many keys each shares."""
-        found: Counter[int] = Counter()
-        for key in keys:
-            bucket = self._buckets.get(key)
-            if bucket:
-                found.update(bucket)
-        return found
+            self.by_key[key].append((item_id, item_id, published))
 
 
-def _require_aware(when: datetime) -> None:
-    if when.tzinfo is None:
-        raise ValueError("StoryIndex needs timezone-aware datetimes")
+def shortlist(recent: Recent, item_id: int, sig: StorySignature, when: datetime,
+              window: timedelta) -> list[tuple[int, int]]:
+    """(item, story) of the recent items sharing the most band keys with this one, at most MAX_VERIFIED.
+
+    Only these have their signatures compared, so the cost follows the batch, not the archive.
+    """
+    shared: Counter[tuple[int, int]] = Counter()
+    for key in sig.keys:
+        for other, story_id, published in recent.by_key.get(key, ()):
+            if other != item_id and abs(published - when) <= window:
+                shared[(other, story_id)] += 1
+    return [pair for pair, _n in shared.most_common(MAX_VERIFIED)]
+
+
+def assign(batch: Mapping[int, tuple[StorySignature, datetime]], recent: Recent, *, window: timedelta,
+           threshold: float) -> dict[int, tuple[int, bool]]:
+    """Put each new item in a story: ``{item_id: (story_id, joined_existing)}``, in the batch's order.
+
+    An item joins the story of the most similar shortlisted item at or above ``threshold`` (ties go
+    to the first in the shortlist); otherwise it starts a story named after itself, which the batch's
+    later items can join. ``recent`` grows by the stories started.
+    """
+    result: dict[int, tuple[int, bool]] = {}
+    for item_id, (sig, when) in batch.items():
+        best: tuple[float, int] | None = None
+        for other, story_id in shortlist(recent, item_id, sig, when, window):
+            if other in recent.signatures:
+                score = _agreement(sig.signature, recent.signatures[other])
+                if score >= threshold and (best is None or score > best[0]):
+                    best = (score, story_id)
+        if best is not None:
+            result[item_id] = (best[1], True)
+        else:
+            result[item_id] = (item_id, False)
+            recent.start(item_id, sig, when)
+    return result

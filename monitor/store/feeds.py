@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor.models import Feed
+from monitor.rhythm import (  # noqa: F401 (re-exported: the feed rhythm's rules live in one module)
+    MOVE_HOLD_SECONDS,
+    SILENT_FACTOR,
+    SILENT_MIN_SECONDS,
+    feed_problem,
+    move_has_held,
+)
 from monitor.store._sql import _claimable_ids
-
-MOVE_HOLD_SECONDS = 7 * 86400  # a permanent redirect must hold this long before the feed is polled at its new URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +48,7 @@ class ClaimedFeed:
 
 def _claimed(row: Feed, now: datetime) -> ClaimedFeed:
     assert row.id is not None
-    held = (row.moved_to is not None and row.moved_since is not None
-            and (now - row.moved_since).total_seconds() >= MOVE_HOLD_SECONDS)
+    held = row.moved_to is not None and move_has_held(row.moved_since, now)
     return ClaimedFeed(
         id=row.id, url=row.url, name=row.name, etag=row.etag, last_modified=row.last_modified,
         first_poll=row.first_polled_at is None, alert_window_seconds=row.alert_window_seconds,
@@ -110,9 +116,13 @@ def remove_feed(session: Session, row: Feed, *, now: datetime) -> None:
 
 def claim_due_feeds(
     engine: Engine, *, now: datetime, owner: str, lease_seconds: int, limit: int, include_not_due: bool = False,
-    not_polled_since: datetime | None = None,
+    not_polled_since: datetime | None = None, per_host: int | None = None,
 ) -> list[ClaimedFeed]:
     """Claim up to ``limit`` due feeds for ``owner`` until the lease expires.
+
+    ``per_host`` caps the feeds of one host in the claim: the fetcher talks to a host a few
+    requests at a time, so a batch full of one host's feeds would take many rounds to finish
+    (the rest of that host's feeds go to the next claim).
 
     Other workers race for the same rows. One ``UPDATE … WHERE id IN (candidates) AND
     <lease free> RETURNING`` claims them: the rows it returns are this process's. On
@@ -133,7 +143,7 @@ def claim_due_feeds(
     with Session(engine, expire_on_commit=False) as session:
         rows = session.scalars(
             # The UPDATE re-checks the candidates' conditions (due, active, lease free) on the row it changes.
-            sa.update(Feed).where(col(Feed.id).in_(_claimable_ids(session, query, Feed)), conditions)
+            sa.update(Feed).where(col(Feed.id).in_(_feed_ids_per_host(session, query, limit, per_host)), conditions)
             .values(lease_until=until, lease_owner=owner).returning(Feed)
             .execution_options(synchronize_session=False)
         ).all()
@@ -141,6 +151,44 @@ def claim_due_feeds(
         session.commit()
     claimed.sort(key=lambda f: f.id)
     return claimed
+
+
+def _feed_ids_per_host(session: Session, query: Any, limit: int, per_host: int | None) -> list[int]:
+    """The candidate ids, at most ``per_host`` of one host among the first ``limit`` (see :func:`claim_due_feeds`).
+
+    Looks a bounded window ahead (``PER_HOST_SCAN`` times ``limit``) so a claim stays short even when one
+    host owns most due feeds. On PostgreSQL only the chosen rows are locked (others' locked rows skipped),
+    so concurrent claimers do not starve each other by locking whole windows.
+    """
+    if per_host is None:
+        return _claimable_ids(session, query, Feed)
+    window = query.limit(limit * PER_HOST_SCAN).with_only_columns(col(Feed.id), col(Feed.url))
+    taken: list[int] = []
+    per: Counter[str] = Counter()
+    for feed_id, url in session.execute(window):
+        host = (urlsplit(url).hostname or "").lower()
+        if per[host] < per_host:
+            per[host] += 1
+            taken.append(feed_id)
+            if len(taken) == limit:
+                break
+    if taken and session.get_bind().dialect.name == "postgresql":
+        chosen = sa.select(Feed.id).where(col(Feed.id).in_(taken)).with_for_update(skip_locked=True)  # type: ignore[call-overload]
+        taken = list(session.scalars(chosen))
+    return taken
+
+
+PER_HOST_SCAN = 8
+
+
+def renew_feed_leases(engine: Engine, *, owner: str, until: datetime) -> int:
+    """Extend every feed lease ``owner`` holds to ``until`` (its poll is still running); returns how many."""
+    with Session(engine) as session:
+        result = session.execute(
+            sa.update(Feed).where(col(Feed.lease_owner) == owner, col(Feed.lease_until).is_not(None))
+            .values(lease_until=until).execution_options(synchronize_session=False))
+        session.commit()
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def release_feed_leases(session: Session, *, owner: str) -> int:
@@ -196,26 +244,6 @@ def record_poll_failure(
     session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
 
 
-SILENT_FACTOR = 4  # silent when no new item for this many times the usual gap ...
-
-
-SILENT_MIN_SECONDS = 2 * 86400  # ... and for at least this long
-
-
-def feed_problem(feed: Feed, *, now: datetime, failing_for: int) -> str | None:
-    """Why an operator or subscriber should look at this feed, or None when it is fine."""
-    if not feed.active:
-        return f"disabled: {feed.last_error}" if feed.last_status == 410 else None
-    if feed.error_count:
-        since = feed.last_success_at or feed.created_at
-        if since is None or (now - since).total_seconds() >= failing_for:
-            return f"{feed.last_error or 'failing'} ({feed.error_count} failed polls)"
-    if feed.entry_gap_seconds and feed.last_entry_at:
-        quiet = (now - feed.last_entry_at).total_seconds()
-        if quiet >= max(SILENT_MIN_SECONDS, SILENT_FACTOR * feed.entry_gap_seconds):
-            return (f"silent: no new item for {quiet / 86400:.1f} days "
-                    f"(usually every {feed.entry_gap_seconds / 3600:.1f} h)")
-    return None
 
 
 def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[tuple[Feed, str]]:

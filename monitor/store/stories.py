@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from array import array
-from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +11,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from monitor.domain import Item
-from monitor.ingest.cluster import MAX_VERIFIED, StorySignature, signature_for, similarity
+from monitor.ingest import cluster
+from monitor.ingest.cluster import StorySignature, signature_for
 from monitor.models import Item as ItemRow
 from monitor.models import StoryKey
 
@@ -35,7 +35,7 @@ def assign_stories(
     whens = {item_id: min(item.published_at or now, now) for item_id, item in items}
     all_keys = sorted({k for sig in sigs.values() for k in sig.keys})
     lo, hi = min(whens.values()) - window, max(whens.values()) + window
-    by_key: dict[str, list[tuple[int, int, datetime | None]]] = defaultdict(list)
+    recent = cluster.Recent()
     for start in range(0, len(all_keys), 5000):  # bounded IN lists
         for key, item_id, story_id, published in session.execute(
             sa.select(StoryKey.key, StoryKey.item_id, StoryKey.story_id, StoryKey.published_at)  # type: ignore[call-overload]
@@ -45,48 +45,23 @@ def assign_stories(
         ):
             if published is None or not lo <= published <= hi:
                 continue
-            by_key[key].append((item_id, story_id, published))
-    def shortlist(item_id: int) -> list[tuple[int, int]]:
-        """Recent items sharing the most band keys with this one (story id kept alongside)."""
-        shared: Counter[tuple[int, int]] = Counter()
-        for key in sigs[item_id].keys:
-            for other, story_id, published in by_key.get(key, ()):
-                if other != item_id and published is not None and abs(published - whens[item_id]) <= window:
-                    shared[(other, story_id)] += 1
-        return [pair for pair, _n in shared.most_common(MAX_VERIFIED)]
-
-    wanted = sorted({other for item_id in sigs for other, _story in shortlist(item_id)})
-    signatures: dict[int, tuple[int, ...]] = {}
+            recent.by_key[key].append((item_id, story_id, published))
+    wanted = sorted({other for item_id, sig in sigs.items()
+                     for other, _story in cluster.shortlist(recent, item_id, sig, whens[item_id], window)})
     for start in range(0, len(wanted), 5000):
         for other, blob in session.execute(
             sa.select(ItemRow.id, ItemRow.signature).where(  # type: ignore[call-overload]
                 col(ItemRow.id).in_(wanted[start:start + 5000]))
         ):
             if blob:
-                signatures[other] = _unpack(blob)
-    result: dict[int, tuple[int, bool]] = {}
-    key_rows: list[tuple[int, int, datetime, tuple[str, ...]]] = []
-    item_rows: list[dict[str, Any]] = []
-    for item_id, sig in sigs.items():
-        best_story: tuple[float, int] | None = None
-        for other, story_id in shortlist(item_id):  # now also sees this batch's earlier items
-            if other in signatures:
-                score = similarity(sig, StorySignature(signatures[other], ()))
-                if score >= threshold and (best_story is None or score > best_story[0]):
-                    best_story = (score, story_id)
-        if best_story is not None:
-            story_id, joined = best_story[1], True
-        else:
-            story_id, joined = item_id, False  # a new story, named after the item that starts it
-        item_rows.append({"_id": item_id, "_story": story_id, "_sig": _pack(sig.signature)})
-        if not joined:
-            # Only a story's first item is indexed: later reports find the story through it, and a
-            # story syndicated to hundreds of feeds keeps one set of keys instead of hundreds.
-            key_rows.append((item_id, story_id, whens[item_id], sig.keys))
-            signatures[item_id] = sig.signature
-            for k in sig.keys:
-                by_key[k].append((item_id, story_id, whens[item_id]))
-        result[item_id] = (story_id, joined)
+                recent.signatures[other] = _unpack(blob)
+    result = cluster.assign({item_id: (sig, whens[item_id]) for item_id, sig in sigs.items()}, recent,
+                            window=window, threshold=threshold)
+    item_rows = [{"_id": item_id, "_story": result[item_id][0], "_sig": _pack(sig.signature)}
+                 for item_id, sig in sigs.items()]
+    # Only a story's first item is indexed (see cluster.Recent).
+    key_rows = [(item_id, item_id, whens[item_id], sig.keys) for item_id, sig in sigs.items()
+                if not result[item_id][1]]
     table = ItemRow.__table__  # type: ignore[attr-defined]
     session.execute(
         sa.update(table).where(table.c.id == sa.bindparam("_id"))

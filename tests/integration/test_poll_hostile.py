@@ -138,7 +138,7 @@ def test_a_cycle_larger_than_one_batch_polls_every_feed_once(tmp_path: Path, ser
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import monitor.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "POLL_BATCH", 2)
+    monkeypatch.setattr(pipeline.poll, "POLL_BATCH", 2)
     for n in range(5):
         server.set_route(f"/f{n}.xml", body=SMALL_RSS, headers={"Content-Type": "application/rss+xml"})
     ctx = context(tmp_path, [server.url(f"/f{n}.xml") for n in range(5)])

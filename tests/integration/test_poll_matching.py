@@ -127,7 +127,7 @@ def test_an_unforeseen_failure_while_reloading_keeps_the_last_good_matcher(
     def broken(_folder: Path) -> object:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("monitor.pipeline.load_watchlists", broken)
+    monkeypatch.setattr("monitor.pipeline.context.load_watchlists", broken)
     touch_later(folder / "anniversaries.yaml")
     assert source.get() is good
     assert "delegation_visits" in {m.watchlist for m in good.match(VISIT)}

@@ -10,11 +10,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.ingest.cluster import (
-    StoryIndex,
+    DEFAULT_THRESHOLD,
+    MAX_VERIFIED,
+    Recent,
     StorySignature,
+    assign,
     lsh_keys,
     minhash,
     shingles,
+    shortlist,
     signature_for,
     similarity,
 )
@@ -230,25 +234,35 @@ def jaccard(a: tuple[str, str], b: tuple[str, str]) -> float:
     return len(sa & sb) / len(sa | sb)
 
 
-def index_with(story: tuple[str, str], key: str = "story-1", published: datetime = T0) -> StoryIndex:
-    index = StoryIndex()
-    index.add(key, sig(story), published)
-    return index
+WINDOW = timedelta(hours=48)
+
+
+def recent_with(*earlier: tuple[tuple[str, str], datetime]) -> Recent:
+    """Earlier items, each the first of its own story (item and story id: its position, from 1)."""
+    recent = Recent()
+    for n, (story, published) in enumerate(earlier, start=1):
+        recent.start(n, sig(story), published)
+    return recent
+
+
+def joined(recent: Recent, story: tuple[str, str], when: datetime) -> int | None:
+    """The story an item joins, or None when it starts its own."""
+    [(story_id, was_joined)] = assign({0: (sig(story), when)}, recent, window=WINDOW,
+                                      threshold=DEFAULT_THRESHOLD).values()
+    return story_id if was_joined else None
 
 
 @pytest.mark.parametrize(("name", "first", "second"), SAME_STORY, ids=[c[0] for c in SAME_STORY])
 def test_rewrite_of_the_same_wire_story_joins_its_story(name: str, first: tuple[str, str],
                                                         second: tuple[str, str]) -> None:
-    index = index_with(first)
-    assert index.find(sig(second), T0 + timedelta(hours=3)) == "story-1", (
+    assert joined(recent_with((first, T0)), second, T0 + timedelta(hours=3)) == 1, (
         f"{name}: estimated {similarity(sig(first), sig(second)):.3f}, exact {jaccard(first, second):.3f}")
 
 
 @pytest.mark.parametrize(("name", "first", "second"), DIFFERENT_STORIES, ids=[c[0] for c in DIFFERENT_STORIES])
 def test_different_story_about_the_same_actors_stays_apart(name: str, first: tuple[str, str],
                                                            second: tuple[str, str]) -> None:
-    index = index_with(first)
-    assert index.find(sig(second), T0 + timedelta(hours=3)) is None, (
+    assert joined(recent_with((first, T0)), second, T0 + timedelta(hours=3)) is None, (
         f"{name}: estimated {similarity(sig(first), sig(second)):.3f}, exact {jaccard(first, second):.3f}")
 
 
@@ -260,73 +274,51 @@ def test_estimate_is_close_to_exact_jaccard(name: str, first: tuple[str, str], s
 
 
 def test_several_outlets_group_into_the_first_story_and_others_stay_apart() -> None:
-    index = StoryIndex()
     arrivals = [ZHAO_ARRIVES, ZHAO_ARRIVES_REWRITE, (ZHAO_ARRIVES[0].lower(), ZHAO_ARRIVES[1])]
-    assignments: list[str] = []
-    for n, story in enumerate([*arrivals, ZHAO_TALKS, TREATY_RATIFIED, TREATY_RATIFIED_REWRITE]):
-        published = T0 + timedelta(hours=n)
-        found = index.find(sig(story), published)
-        key = found or f"story-{n}"
-        index.add(key, sig(story), published)
-        assignments.append(key)
-    assert assignments == ["story-0", "story-0", "story-0", "story-3", "story-4", "story-4"]
+    batch = {n: (sig(story), T0 + timedelta(hours=n))
+             for n, story in enumerate([*arrivals, ZHAO_TALKS, TREATY_RATIFIED, TREATY_RATIFIED_REWRITE])}
+    decided = assign(batch, Recent(), window=WINDOW, threshold=DEFAULT_THRESHOLD)
+    assert [story for story, _joined in decided.values()] == [0, 0, 0, 3, 4, 4]
+    assert [was_joined for _story, was_joined in decided.values()] == [False, True, True, False, False, True]
 
 
-def test_find_prefers_the_most_similar_story() -> None:
-    index = StoryIndex()
-    index.add("rewrite", sig(ZHAO_ARRIVES_REWRITE), T0)
-    index.add("verbatim", sig(ZHAO_ARRIVES), T0 + timedelta(hours=1))
-    assert index.find(sig(ZHAO_ARRIVES), T0 + timedelta(hours=2)) == "verbatim"
+def test_an_item_joins_the_most_similar_story() -> None:
+    recent = recent_with((ZHAO_ARRIVES_REWRITE, T0), (ZHAO_ARRIVES, T0 + timedelta(hours=1)))
+    assert joined(recent, ZHAO_ARRIVES, T0 + timedelta(hours=2)) == 2
 
 
 def test_story_outside_the_window_is_not_found_either_side() -> None:
-    index = StoryIndex(window=timedelta(hours=48))
-    index.add("old", sig(PUTIN_VISIT), T0)
-    assert index.find(sig(PUTIN_VISIT), T0 + timedelta(hours=47)) == "old"
-    assert index.find(sig(PUTIN_VISIT), T0 + timedelta(hours=49)) is None
-    assert index.find(sig(PUTIN_VISIT), T0 - timedelta(hours=49)) is None  # feeds deliver out of order
+    recent = recent_with((PUTIN_VISIT, T0))
+    assert joined(recent, PUTIN_VISIT, T0 + timedelta(hours=47)) == 1
+    assert joined(recent, PUTIN_VISIT, T0 + timedelta(hours=49)) is None
+    assert joined(recent_with((PUTIN_VISIT, T0)), PUTIN_VISIT, T0 - timedelta(hours=49)) is None  # out of order
 
 
-def test_prune_forgets_items_older_than_the_window() -> None:
-    index = StoryIndex(window=timedelta(hours=48))
-    index.add("old", sig(PUTIN_VISIT), T0)
-    index.add("new", sig(LAVROV_VISIT), T0 + timedelta(hours=30))
-    index.prune(T0 + timedelta(hours=50))
-    assert len(index) == 1
-    assert index.find(sig(PUTIN_VISIT), T0 + timedelta(hours=40)) is None
-    assert index.find(sig(LAVROV_VISIT), T0 + timedelta(hours=40)) == "new"
-    index.prune(T0 + timedelta(days=10))
-    assert len(index) == 0
-    assert not index._buckets  # no empty buckets left behind
+def candidates(recent: Recent, keys: tuple[str, ...]) -> set[int]:
+    return {item for key in keys for item, _story, _published in recent.by_key.get(key, ())}
 
 
 def test_lookup_examines_only_lsh_candidates_not_the_archive() -> None:
-    index = StoryIndex()
-    for n in range(3000):
-        index.add(f"filler-{n}", sig(_filler(n)), T0)
-    index.add("target", sig(TREATY_RATIFIED), T0)
-    candidates = index._candidates(sig(TREATY_RATIFIED_REWRITE).keys)
-    assert len(candidates) < 60  # of 3,001 items held
-    assert index.find(sig(TREATY_RATIFIED_REWRITE), T0) == "target"
+    recent = recent_with(*[(_filler(n), T0) for n in range(3000)], (TREATY_RATIFIED, T0))
+    query = sig(TREATY_RATIFIED_REWRITE)
+    assert len(candidates(recent, query.keys)) < 60  # of 3,001 items held
+    assert joined(recent, TREATY_RATIFIED_REWRITE, T0) == 3001
 
 
 BOILERPLATE = " Follow our live coverage of the Korean Peninsula on the website and in the app."
 
 
 def test_boilerplate_shared_by_every_item_does_not_hide_the_match_or_cost_a_scan() -> None:
-    index = StoryIndex()
-    for n in range(3000):
-        title, summary = _filler(n)
-        index.add(f"filler-{n}", sig((title, summary + BOILERPLATE)), T0)
-    index.add("target", sig((TREATY_RATIFIED[0], TREATY_RATIFIED[1] + BOILERPLATE)), T0)
-    query = sig((TREATY_RATIFIED_REWRITE[0], TREATY_RATIFIED_REWRITE[1] + BOILERPLATE))
-    assert index.find(query, T0) == "target"
-    # A short item is dominated by the boilerplate: it shares keys with most of the index ...
-    title, summary = _filler(7)
-    rewrite = sig(("New headline for report seven", summary + BOILERPLATE))
-    assert len(index._candidates(rewrite.keys)) > 1000
+    fillers = [(title, summary + BOILERPLATE) for title, summary in map(_filler, range(3000))]
+    recent = recent_with(*[(story, T0) for story in fillers],
+                         ((TREATY_RATIFIED[0], TREATY_RATIFIED[1] + BOILERPLATE), T0))
+    assert joined(recent, (TREATY_RATIFIED_REWRITE[0], TREATY_RATIFIED_REWRITE[1] + BOILERPLATE), T0) == 3001
+    # A short item is dominated by the boilerplate: it shares keys with most of the recent items ...
+    rewrite = ("New headline for report seven", fillers[7][1])
+    assert len(candidates(recent, sig(rewrite).keys)) > 1000
     # ... yet only the best-ranked candidates are verified, and the right one is among them.
-    assert index.find(rewrite, T0) == "filler-7"
+    assert len(shortlist(recent, 0, sig(rewrite), T0, WINDOW)) == MAX_VERIFIED
+    assert joined(recent, rewrite, T0) == 8
 
 
 _WORDS = ("ministry officials delegation border trade talks port bridge railway grain fertiliser exports "
@@ -363,9 +355,10 @@ def test_short_and_empty_text() -> None:
     empty = signature_for("", "")
     assert empty == StorySignature(signature=(), keys=())
     assert similarity(empty, empty) == 0.0
-    index = StoryIndex()
-    index.add("blank", empty, T0)
-    assert len(index) == 0 and index.find(empty, T0) is None
+    blank = Recent()
+    blank.start(1, empty, T0)
+    assert not blank.by_key  # no text: it can never be found, so it is not indexed
+    assert assign({2: (empty, T0)}, blank, window=WINDOW, threshold=DEFAULT_THRESHOLD) == {2: (2, False)}
 
 
 def test_signature_shape_and_determinism() -> None:
@@ -391,8 +384,3 @@ def test_signatures_are_stable_across_processes() -> None:
     }
     here = signature_for("Putin arrives in Pyongyang", "Kim Jong Un greeted him at the airport.")
     assert outputs == {f"{here.signature[:4]} {here.keys[:2]}\n"}
-
-
-def test_naive_datetimes_are_refused() -> None:
-    with pytest.raises(ValueError, match="timezone-aware"):
-        StoryIndex().find(sig(PUTIN_VISIT), datetime(2025, 1, 1))

@@ -1,0 +1,400 @@
+"""One delivery cycle: plan digests for due subscriptions, send what is due, record the outcomes.
+
+Per-delivery failures are caught here, logged once, recorded on their row, and the cycle goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from monitor import store
+from monitor.config import Settings, SubscriptionConfig
+from monitor.db import session_scope
+from monitor.deliver.chat import render_chat, render_chat_parts
+from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
+from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
+from monitor.deliver.outbox import next_attempt_at
+from monitor.deliver.render import render_email, render_webhook, webhook_payload
+from monitor.deliver.tokens import make_token
+from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
+from monitor.domain import StoredHit
+from monitor.errors import (
+    DeliveryError,
+)
+from monitor.ingest.fetch import build_client
+from monitor.match.anniversaries import upcoming
+from monitor.models import Delivery
+from monitor.pipeline.context import (
+    Context,
+)
+from monitor.redact import display_host, redact
+from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
+
+log = logging.getLogger("monitor")
+
+DELIVERY_LEASE_SECONDS = 300
+MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
+
+
+# --- delivery -----------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliverySummary:
+    planned: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead: int = 0
+    targets: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"planned": self.planned, "sent": self.sent, "failed": self.failed, "dead": self.dead,
+                "targets": self.targets, "errors": self.errors}
+
+
+def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> DeliverySummary:
+    summary = DeliverySummary()
+    plan_deliveries(ctx, now=now, flush=flush, summary=summary)
+    asyncio.run(send_due(ctx, now=now, summary=summary))
+    ctx.last["delivery"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors),
+                            "targets": len(summary.targets)}
+    log.info("delivery cycle done: %d planned, %d sent, %d failed, %d dead",
+             summary.planned, summary.sent, summary.failed, summary.dead)
+    return summary
+
+
+def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: DeliverySummary) -> None:
+    """Render and enqueue one message per due subscription that has undelivered hits."""
+    titles = watchlist_titles(ctx)
+    extras = _DigestExtras(ctx, now)
+    with session_scope(ctx.engine) as session:
+        rows = store.get_subscriptions(session)
+    for cfg in ctx.settings.subscriptions:
+        row = rows.get(cfg.name)
+        if row is None or row.id is None:
+            continue
+        schedule = parse_schedule(cfg.schedule, cfg.timezone)
+        due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
+        if not due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
+            continue  # a digest due in quiet hours stays due and goes out when they end
+        try:
+            # One transaction: claim, render, enqueue, advance. Another worker's claim on the same
+            # row waits for this commit and then finds the lease taken (or, after a crash, free again).
+            with session_scope(ctx.engine) as session:
+                if not store.claim_subscription(session, row.id, now=now, lease_seconds=DELIVERY_LEASE_SECONDS):
+                    continue
+                since = row.created_at or now
+                hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
+                                              limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
+                if hits:
+                    digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now, extras=extras)
+                    summary.planned += _enqueue(session, ctx, cfg, row.id, digest, now=now)
+                next_due = None if schedule.immediate else schedule.next_due(now)
+                store.finish_subscription_plan(session, row.id, now=now, next_due_at=next_due)
+        except Exception as exc:  # one subscription's failure never blocks the others
+            log.exception("planning failed", extra={"subscription": cfg.name})
+            summary.errors.append(f"{cfg.name}: {exc}")
+
+
+def watchlist_titles(ctx: Context) -> dict[str, str]:
+    result = ctx.watchlists.result
+    if result is None:
+        return {}
+    return {w.name: w.title for w in result.watchlists if getattr(w, "title", None)}
+
+
+class _DigestExtras:
+    """The calendar and sources notes, computed once per cycle (per time zone for the calendar)."""
+
+    def __init__(self, ctx: Context, now: datetime) -> None:
+        self.ctx, self.now = ctx, now
+        self._sources: tuple[SourceProblem, ...] | None = None
+        self._coming: dict[str, tuple[ComingUp, ...]] = {}
+
+    def sources(self, session: Session) -> tuple[SourceProblem, ...]:
+        if self._sources is None:
+            self._sources = tuple(
+                SourceProblem(name=f.name or display_host(f.url), host=display_host(f.url), problem=redact(problem))
+                for f, problem in store.problem_feeds(session, now=self.now,
+                                                      failing_for=self.ctx.settings.source_problem_after)
+            )
+        return self._sources
+
+    def coming_up(self, zone_name: str) -> tuple[ComingUp, ...]:
+        if zone_name not in self._coming:
+            result, days = self.ctx.watchlists.result, self.ctx.settings.coming_up_days
+            today = self.now.astimezone(load_zone(zone_name)).date()
+            self._coming[zone_name] = tuple(
+                ComingUp(u.date, u.name, u.years) for u in upcoming(result.calendar, today, days)
+            ) if result is not None and days else ()
+        return self._coming[zone_name]
+
+
+def build_subscription_digest(
+    session: Session, ctx: Context, cfg: SubscriptionConfig, hits: list[StoredHit], titles: dict[str, str], *,
+    now: datetime, extras: _DigestExtras | None = None,
+) -> Digest:
+    """The digest value for these hits, with the calendar's coming-up notes and failing sources."""
+    extras = extras or _DigestExtras(ctx, now)
+    digest = build_digest(cfg.name, hits, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
+                          titles=titles, order=cfg.watchlists, language=cfg.language)
+    return replace(digest, coming_up=extras.coming_up(cfg.timezone), sources=extras.sources(session))
+
+
+def example_for(ctx: Context, cfg: SubscriptionConfig, *, now: datetime, test: bool) -> Digest:
+    """Made-up entries in the subscription's own layout, zone and spelling (a test or an example)."""
+    return example_digest(cfg.name, cfg.watchlists, now=now, zone=load_zone(cfg.timezone), zone_name=cfg.timezone,
+                          titles=watchlist_titles(ctx), language=cfg.language, test=test)
+
+
+def send_test_message(ctx: Context, cfg: SubscriptionConfig, *, now: datetime) -> str:
+    """Send a clearly marked test message through the subscription's real transport; returns where it went.
+
+    Nothing is recorded in the outbox: a test carries no hits and is never retried.
+    Raises DeliveryError when the transport refuses it.
+    """
+    digest = example_for(ctx, cfg, now=now, test=True)
+    key = f"test_{uuid.uuid4().hex}"
+    if cfg.webhook is not None:
+        if cfg.webhook.format == "json":
+            payload = webhook_payload(digest, delivery_key=key)
+            payload.update(type="monitor.test", test=True, notice=digest.notice)
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        else:
+            body = render_chat(digest, cfg.webhook.format, delivery_key=key)[0]
+        secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
+        return asyncio.run(_post_once(ctx, OutgoingWebhook(key=key, url=cfg.webhook.url, body=body, secret=secret),
+                                      now=now))
+    settings = ctx.settings
+    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
+    recipients = list(cfg.email or [])
+    rendered = render_email(digest)
+    payload_bytes = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
+                            recipients=recipients, key=key, date=now,
+                            extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+    transport: SmtpTransport | FileTransport = (
+        SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir)
+    )
+    return transport.send(OutgoingEmail(key=key, subscription=cfg.name, sender=sender, recipients=recipients,
+                                        payload=payload_bytes, created_at=now))
+
+
+async def _post_once(ctx: Context, message: OutgoingWebhook, *, now: datetime) -> str:
+    policy = ctx.webhook_policy
+    async with build_client(policy) as client:
+        return await WebhookTransport(client, policy).send(message, now=now)
+
+
+def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,
+             now: datetime) -> int:
+    """Render and store the messages for one digest; returns how many deliveries were enqueued."""
+    if cfg.webhook is not None:
+        if cfg.webhook.format == "json":
+            key = f"msg_{uuid.uuid4().hex}"
+            parts = [(render_webhook(digest, delivery_key=key), digest.hit_ids, key)]
+        else:  # chat platforms: one delivery per message, split to the platform's limits
+            parts = [(body, hit_ids, f"msg_{uuid.uuid4().hex}")
+                     for body, hit_ids in render_chat_parts(digest, cfg.webhook.format)]
+        for body, hit_ids, key in parts:
+            store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="webhook",
+                                   subject=f"{len(hit_ids)} hits", payload=body, recipients=cfg.webhook.url,
+                                   hit_ids=hit_ids, now=now)
+        return len(parts)
+    settings = ctx.settings
+    sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
+    # An address that unsubscribed (stored in the database) wins over the config's list.
+    gone = store.unsubscribed_addresses(session, cfg.name)
+    recipients = [address for address in cfg.email or [] if address.lower() not in gone]
+    if not recipients:
+        return 0
+    messages = split_digest(digest, cfg.max_items)
+    for part in messages:
+        key = f"msg_{uuid.uuid4().hex}"
+        rendered = render_email(part)
+        payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
+                          recipients=recipients, key=key, date=now,
+                          extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+        store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email",
+                               subject=rendered.subject, payload=payload, recipients=json.dumps(recipients),
+                               hit_ids=part.hit_ids, now=now)
+    return len(messages)
+
+
+def _unsubscribe_headers(settings: Settings, subscription: str, recipients: list[str]) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe, when a public base URL and a signing secret are configured."""
+    if not settings.base_url or settings.unsubscribe_secret is None or len(recipients) != 1:
+        # One message to several addresses cannot carry a per-address link.
+        return {}
+    token = make_token(settings.unsubscribe_secret.get_secret_value().encode(), subscription, recipients[0])
+    return {
+        "List-Unsubscribe": f"<{settings.base_url.rstrip('/')}/unsubscribe/{token}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    delivery: Delivery
+    sub_name: str
+    target: str | None = None
+    error: DeliveryError | None = None
+
+
+class _SendClock:
+    """The time of one step of a delivery cycle: the cycle's ``now`` plus the time elapsed since.
+
+    Claims, signatures and records use it, so a long batch signs each webhook with a fresh
+    timestamp and each lease starts when its delivery is claimed, while the cycle's start
+    stays a parameter (tests and replays pass it; ``monotonic`` is injectable).
+    """
+
+    def __init__(self, start: datetime, monotonic: Callable[[], float]) -> None:
+        self.start, self.monotonic, self.origin = start, monotonic, monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=max(0.0, self.monotonic() - self.origin))
+
+
+@dataclass(frozen=True)
+class _Senders:
+    """What one delivery cycle sends with: transports, the configured subscriptions, names by id."""
+
+    webhooks: WebhookTransport
+    email: SmtpTransport | FileTransport
+    sender: str
+    names: dict[int, str]
+    configured: dict[str, SubscriptionConfig]
+
+
+async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
+                   ids: list[int] | None = None) -> None:
+    """Send every delivery that was due when the cycle began; never waits for a later retry.
+
+    ``delivery_concurrency`` senders send and record one delivery at a time; deliveries are
+    claimed a few at a time (one per sender), just before they are sent, so a lease starts at
+    most one send before its delivery goes out and a long batch never lets another worker
+    re-claim what is still being sent. Each outcome is recorded as soon as it is known: a crash
+    re-sends at most the deliveries in flight, with the same idempotency keys. One delivery's
+    failure, of whatever kind, is that delivery's outcome and never stops the others.
+    """
+    settings = ctx.settings
+    clock = _SendClock(now, ctx.monotonic)
+    with session_scope(ctx.engine) as session:
+        names = {row.id: row.name for row in store.get_subscriptions(session).values() if row.id is not None}
+    policy = ctx.webhook_policy
+    async with build_client(policy) as client:
+        senders = _Senders(
+            webhooks=WebhookTransport(client, policy),
+            email=SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir),
+            sender=settings.smtp.from_ if settings.smtp else "monitor@localhost",
+            names=names, configured={sub.name: sub for sub in settings.subscriptions},
+        )
+
+        # Claimed but not yet started: never more than one delivery per sender, so none waits longer
+        # than one send for a free sender, far inside its lease. No await between a check and its
+        # update, so the senders (tasks on one loop) cannot race on these.
+        waiting: list[Delivery] = []
+        exhausted = False
+        chunk = min(settings.delivery_concurrency, settings.delivery_batch)
+
+        async def sender() -> None:
+            nonlocal exhausted
+            while True:
+                if not waiting and not exhausted:
+                    waiting.extend(store.claim_due_deliveries(
+                        ctx.engine, now=clock(), due_by=now, limit=chunk, ids=ids,
+                        lease_seconds=DELIVERY_LEASE_SECONDS))
+                    exhausted = not waiting
+                if not waiting:
+                    return
+                outcome = await _send_one(waiting.pop(0), senders, clock)
+                _record_outcome(ctx, outcome, now=clock(), summary=summary)
+
+        await asyncio.gather(*(sender() for _ in range(settings.delivery_concurrency)))
+
+
+async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) -> _Outcome:
+    """Send one delivery; every exception becomes its outcome (a bug or an odd receiver costs one)."""
+    sub_name = senders.names.get(delivery.subscription_id, "?")
+    try:
+        if delivery.transport == "webhook":
+            target = await senders.webhooks.send(_webhook_message(delivery, sub_name, senders), now=clock())
+        else:
+            assert delivery.created_at is not None
+            message = OutgoingEmail(key=delivery.key, subscription=sub_name, sender=senders.sender,
+                                    recipients=json.loads(delivery.recipients), payload=delivery.payload,
+                                    created_at=delivery.created_at)
+            target = await asyncio.to_thread(senders.email.send, message)
+    except DeliveryError as exc:
+        return _Outcome(delivery, sub_name, error=exc)
+    except Exception as exc:
+        log.debug("unexpected error sending a delivery", exc_info=True,
+                  extra={"subscription": sub_name, "delivery_id": delivery.id})
+        error = DeliveryError(f"{delivery.transport} delivery failed unexpectedly: {str(exc) or 'no detail'}; "
+                              "it will be retried")
+        return _Outcome(delivery, sub_name, error=error)
+    return _Outcome(delivery, sub_name, target=target)
+
+
+def _webhook_message(delivery: Delivery, sub_name: str, senders: _Senders) -> OutgoingWebhook:
+    """The webhook to send, signed with its subscription's current secret.
+
+    A delivery whose subscription is no longer configured (removed or renamed) has no secret to
+    sign with: it is dead-lettered rather than sent unsigned.
+    """
+    cfg = senders.configured.get(sub_name)
+    if cfg is None or cfg.webhook is None:
+        raise DeliveryError(
+            f"subscription {sub_name!r} is no longer a webhook subscription in the configuration (removed or "
+            "renamed), so this delivery cannot be signed and is not sent; restore the subscription and run "
+            "'monitor deliveries retry' to send it",
+            permanent=True,
+        )
+    secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
+    return OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload, secret=secret)
+
+
+def _record_outcome(ctx: Context, out: _Outcome, *, now: datetime, summary: DeliverySummary) -> None:
+    """Record one outcome in its own transaction, as soon as it is known."""
+    d = out.delivery
+    assert d.id is not None and d.created_at is not None
+    retry: datetime | None = None
+    if out.error is not None:
+        retry = next_attempt_at(ctx.retry, attempts=d.attempts + 1, created_at=d.created_at, now=now,
+                                rand=ctx.rand(), retry_after=out.error.retry_after, permanent=out.error.permanent)
+    try:
+        with session_scope(ctx.engine) as session:
+            if out.error is None:
+                store.record_delivery_sent(session, d.id, now=now, target=out.target or "")
+            else:
+                store.record_delivery_failure(session, d.id, error=str(out.error), next_attempt_at=retry)
+    except Exception as exc:
+        # Sent but not recorded: the lease expires and the delivery goes out again with the
+        # same idempotency key (webhook-id / Message-ID), so the receiver can drop the repeat.
+        log.error("delivery outcome not recorded (%s); it will be re-sent with the same key", exc,
+                  extra={"subscription": out.sub_name, "delivery_id": d.id})
+        summary.errors.append(f"{out.sub_name}: delivery {d.id} sent but not recorded (will re-send with the "
+                              "same key)")
+        return
+    if out.error is None:
+        summary.sent += 1
+        summary.targets.append(out.target or "")
+        log.info("delivery sent", extra={"subscription": out.sub_name, "delivery_id": d.id})
+        return
+    if retry is None:
+        summary.dead += 1
+    else:
+        summary.failed += 1
+    summary.errors.append(f"{out.sub_name}: {out.error}")
+    log.warning("delivery failed: %s", out.error, extra={
+        "subscription": out.sub_name, "delivery_id": d.id, "attempt": d.attempts + 1})
+

@@ -1,0 +1,406 @@
+"""One poll cycle: claim due feeds, fetch, parse, store new items, match them.
+
+Per-feed failures are caught here, logged once, recorded on the feed row, and the cycle goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from monitor import rhythm, store
+from monitor.db import read_scope, session_scope
+from monitor.domain import Item, Match
+from monitor.errors import (
+    FetchError,
+    HTTPStatusError,
+    ParseError,
+)
+from monitor.ingest.budget import BudgetExceeded, cpu_budget
+from monitor.ingest.cluster import StorySignature, signature_for
+from monitor.ingest.fetch import FeedState, FetchResult, build_client, fetch_feed
+from monitor.ingest.normalize import normalize_entries
+from monitor.ingest.parse import parse_feed
+from monitor.match import Matcher
+from monitor.pipeline.context import (
+    STORY_THRESHOLD,
+    STORY_WINDOW,
+    Context,
+    CycleStopped,
+)
+from monitor.pipeline.rematch import _document, _reference_date, catch_up
+from monitor.redact import redact
+
+log = logging.getLogger("monitor")
+
+FEED_LEASE_SECONDS = 300
+MAX_BACKOFF_SECONDS = rhythm.MAX_BACKOFF_SECONDS
+# Most feeds claimed at a time: several workers share a large cycle (each claims a batch, works it,
+# claims the next). :func:`batch_limits` shrinks it further so that a batch fits inside its lease.
+POLL_BATCH = 250
+PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
+STOP_CHECK_SECONDS = 0.2  # how often a poll in flight looks for a shutdown request
+# CPU seconds one feed's parse and text extraction may take (enforced in the parse workers and in a
+# main-thread poll): far above what any real feed needs (a 9 MB full-content feed takes about 2 s).
+PARSE_BUDGET_SECONDS = 30.0
+
+
+# --- polling ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PollSummary:
+    feeds_polled: int = 0
+    feeds_failed: int = 0
+    not_modified: int = 0
+    new_items: int = 0
+    hits: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {"feeds_polled": self.feeds_polled, "feeds_failed": self.feeds_failed,
+                "not_modified": self.not_modified, "new_items": self.new_items, "hits": dict(self.hits),
+                "errors": self.errors}
+
+
+def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollSummary:
+    started = time.perf_counter()
+    summary = PollSummary()
+    matcher = ctx.watchlists.get()
+    match_key = catch_up(ctx, now=now, summary=summary)
+    lease, began = ctx.settings.feed_lease_seconds, ctx.monotonic()
+    batch, per_host = batch_limits(ctx.settings.poll_concurrency, ctx.fetch_policy.per_host_limit,
+                                   ctx.fetch_policy.deadline, lease)
+    try:
+        while not ctx.stopping.is_set():
+            # ``now`` is when the cycle started; a lease runs from the real time of its claim.
+            elapsed = max(0.0, ctx.monotonic() - began)
+            claimed = store.claim_due_feeds(
+                ctx.engine, now=now, owner=ctx.owner, lease_seconds=lease + int(elapsed), limit=batch,
+                include_not_due=all_feeds, not_polled_since=now if all_feeds else None, per_host=per_host,
+            )
+            if not claimed:
+                break
+            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key,
+                                    renew=_LeaseRenewal(ctx, now=now, began=began)))
+    except CycleStopped:
+        # Feeds claimed but not finished go back at once (their due time is unchanged), so
+        # another worker, or this one after a restart, polls them without waiting for the lease.
+        with session_scope(ctx.engine) as session:
+            released = store.release_feed_leases(session, owner=ctx.owner)
+        log.info("poll cycle stopped for shutdown; %d unfinished feeds released", released)
+    else:
+        # A feed whose outcome could not be recorded keeps no lease past its cycle.
+        with session_scope(ctx.engine) as session:
+            store.release_feed_leases(session, owner=ctx.owner)
+    summary.duration_ms = (time.perf_counter() - started) * 1000
+    ctx.last["poll"] = {"at": now.isoformat(), **summary.as_dict(), "errors": len(summary.errors)}
+    log.info(
+        "poll cycle done: %d feeds, %d new items, %d hits, %d failed",
+        summary.feeds_polled, summary.new_items, sum(summary.hits.values()), summary.feeds_failed,
+        extra={"duration_ms": round(summary.duration_ms)},
+    )
+    return summary
+
+
+def batch_limits(concurrency: int, per_host_limit: int, deadline: float, lease_seconds: float) -> tuple[int, int]:
+    """(feeds per claim, feeds of one host per claim) so that a batch finishes inside its lease.
+
+    A batch takes at most one fetch deadline per round of ``concurrency`` fetches, and per round
+    of ``per_host_limit`` fetches to one host; one deadline of the lease is left for parsing and
+    storing. With a lease shorter than two deadlines a batch is one round: its lease is renewed
+    while it runs (:class:`_LeaseRenewal`), so it holds however long the round takes.
+    """
+    rounds = max(1, int(lease_seconds // deadline) - 1)
+    return max(1, min(POLL_BATCH, concurrency * rounds)), max(1, per_host_limit * rounds)
+
+
+class _LeaseRenewal:
+    """Keeps this worker's feed leases alive while a batch runs, a third of a lease at a time.
+
+    A worker that dies stops renewing, and its feeds are free once the lease has run out.
+    """
+
+    def __init__(self, ctx: Context, *, now: datetime, began: float) -> None:
+        self.ctx, self.now, self.began = ctx, now, began
+
+    async def run(self) -> None:
+        lease = self.ctx.settings.feed_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            until = self.now + timedelta(seconds=self.ctx.monotonic() - self.began + lease)
+            try:
+                await asyncio.to_thread(store.renew_feed_leases, self.ctx.engine, owner=self.ctx.owner, until=until)
+            except Exception:  # a database hiccup: the next renewal tries again, well inside the lease
+                log.warning("could not renew feed leases; retrying", exc_info=True)
+
+
+class _StateWrites:
+    """Poll-state updates that touch one feed row each (304s, failures), applied in batches.
+
+    A cycle where most feeds answer 304 then costs a few transactions, not one per feed.
+    """
+
+    def __init__(self, engine: Engine, size: int = 200) -> None:
+        self.engine, self.size = engine, size
+        self.pending: list[Callable[[Session], None]] = []
+
+    def add(self, write: Callable[[Session], None]) -> None:
+        self.pending.append(write)
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        writes, self.pending = self.pending, []
+        with session_scope(self.engine) as session:
+            for write in writes:
+                write(session)
+
+
+async def _poll_feeds(
+    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary,
+    match_key: str | None = None, renew: _LeaseRenewal | None = None,
+) -> None:
+    policy = ctx.fetch_policy
+    limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
+
+    pool = ctx.parse_pool() if len(feeds) >= PARALLEL_MIN_FEEDS else None
+    loop = asyncio.get_running_loop()
+
+    async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, FetchResult | FetchError, Prepared | None]:
+        async with limit:
+            try:
+                state = FeedState(url=feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified)
+                result = await fetch_feed(client, state, policy)
+            except FetchError as exc:
+                return feed, exc, None
+            except Exception as exc:  # a bug or an odd server must cost one feed, not the cycle
+                log.exception("unexpected error fetching a feed", extra={"feed_url": feed.url})
+                return feed, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
+        prepared = None
+        if pool is not None and result.content is not None and not result.not_modified:
+            try:  # parsing is CPU-bound: the worker process uses the other core meanwhile
+                prepared = await loop.run_in_executor(pool, prepare_feed, result.content, result.final_url,
+                                                      result.content_type, feed.url, now, *feed_options(ctx, feed))
+            except Exception:
+                log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
+        return feed, result, prepared
+
+    writes = _StateWrites(ctx.engine)
+
+    async def work() -> None:
+        tasks = [asyncio.ensure_future(one(f)) for f in feeds]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                feed, outcome, prepared = await next_done
+                summary.feeds_polled += 1
+                try:
+                    _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes,
+                                   prepared=prepared, match_key=match_key)
+                except CycleStopped:
+                    raise
+                except Exception as exc:  # one bad feed never stops the cycle
+                    log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
+                    _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
+                                    writes=writes)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    renewing = asyncio.ensure_future(renew.run()) if renew is not None else None
+    try:
+        async with build_client(policy) as client:
+            await _until_stopped(ctx, work())
+    finally:
+        try:
+            writes.flush()
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+
+
+async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; when shutdown begins, cancel it (requests in flight included) and raise CycleStopped."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        await asyncio.wait({task}, timeout=STOP_CHECK_SECONDS)
+        if not task.done() and ctx.stopping.is_set():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, CycleStopped):
+                await task
+            raise CycleStopped()
+    task.result()
+
+
+def _rhythm_policy(ctx: Context) -> rhythm.RhythmPolicy:
+    return rhythm.RhythmPolicy(max_poll_interval=ctx.settings.max_poll_interval)
+
+
+def _record_failure(
+    ctx: Context, feed: store.ClaimedFeed, status: int | None, message: str, *, now: datetime,
+    summary: PollSummary, writes: _StateWrites, retry_after: float | None = None,
+) -> None:
+    summary.feeds_failed += 1
+    summary.errors.append(redact(f"{feed.url}: {message}"))
+    log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
+                                                          "status": status})
+    next_poll = rhythm.next_poll_at(rhythm.PollOutcome(failed=True, retry_after=retry_after), feed,
+                                    _rhythm_policy(ctx), now, ctx.rand).at
+    writes.add(lambda session: store.record_poll_failure(
+        session, feed.id, now=now, status=status, error=message, next_poll_at=next_poll, disable=status == 410,
+    ))
+
+
+def _store_outcome(
+    ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
+    now: datetime, summary: PollSummary, writes: _StateWrites, prepared: Prepared | None = None,
+    match_key: str | None = None,
+) -> None:
+    if isinstance(outcome, FetchError):
+        message = str(outcome)
+        if isinstance(outcome, HTTPStatusError) and outcome.status == 410:
+            message += " (410 Gone: feed disabled; remove it from the config or re-add it to retry)"
+        _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary, writes=writes,
+                        retry_after=outcome.retry_after)
+        return
+    # The URL the feed lives at now: a permanent redirect seen this time, or the move already followed.
+    moved = outcome.permanent_redirect or (feed.moved_to if feed.fetch_url != feed.url else None)
+    if outcome.not_modified or outcome.content is None:
+        summary.not_modified += 1
+        next_poll = rhythm.next_poll_at(rhythm.PollOutcome(hints=(outcome.max_age,)), feed, _rhythm_policy(ctx),
+                                        now, ctx.rand).at
+        result = outcome
+        writes.add(lambda session: store.record_poll_success(
+            session, feed.id, now=now, status=result.status, etag=result.etag,
+            last_modified=result.last_modified, next_poll_at=next_poll, not_modified=True, moved_to=moved,
+        ))
+        return
+    if prepared is None:
+        prepared = prepare_feed(outcome.content, outcome.final_url, outcome.content_type, feed.url, now,
+                                *feed_options(ctx, feed), signatures=False)
+    if prepared.error is not None:
+        _record_failure(ctx, feed, outcome.status, prepared.error, now=now, summary=summary, writes=writes)
+        return
+    items = prepared.items
+    window_start = now - timedelta(seconds=feed.alert_window_seconds)
+    alertable = [
+        (not feed.first_poll) or (not it.date_from_fetch and it.published_at is not None
+                                  and it.published_at >= window_start)
+        for it in items
+    ]
+    # Match first, outside any write transaction, so the write lock is held for inserts only
+    # (a slow item never makes other commands wait or fail with "database is locked").
+    matches = _match_unseen(ctx, items, alertable, matcher, now=now)
+    with session_scope(ctx.engine) as session:
+        new = store.insert_new_items(session, feed.id, items, alertable=alertable)
+        hits: list[tuple[int, Match]] = []
+        for item_id, item, ok in new:
+            if ok:
+                found = matches.get(item.fingerprint)
+                if found is None:  # unseen a moment ago and matched only now: rare (pruned meanwhile)
+                    found = matcher.match(_document(item), on=_reference_date(item, now))
+                hits.extend((item_id, m) for m in found)
+        store.insert_hits(session, hits, now=now)
+        if match_key is not None:
+            store.mark_matched(session, [item_id for item_id, _item, ok in new if ok], match_key)
+        # Stories only matter for what is delivered: group the items that hit a watchlist (a few
+        # in a hundred), not the whole stream, which keeps the story index small and writes cheap.
+        hit_items = {item_id for item_id, _m in hits}
+        store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new if item_id in hit_items],
+                             now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD,
+                             precomputed=prepared.signatures)
+        ttl = prepared.ttl_minutes * 60 if prepared.ttl_minutes else None
+        upcoming_poll = rhythm.next_poll_at(rhythm.PollOutcome(new_items=len(new), hints=(outcome.max_age, ttl)),
+                                            feed, _rhythm_policy(ctx), now, ctx.rand)
+        gap = upcoming_poll.entry_gap_seconds
+        next_poll = upcoming_poll.at
+        store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
+                                  last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False,
+                                  moved_to=moved, new_items=len(new), entry_gap_seconds=gap,
+                                  note=_skipped_note(prepared.skipped))
+    summary.new_items += len(new)
+    for _item_id, m in hits:
+        summary.hits[m.watchlist] += 1
+    if prepared.skipped:
+        log.warning("feed read with entries skipped: %s", _skipped_note(prepared.skipped),
+                    extra={"feed_url": feed.url, "feed_id": feed.id})
+    log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": len(new),
+                                   "hits": len(hits), "undated": sum(it.date_from_fetch for it in items)})
+
+
+def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matcher: Matcher, *,
+                  now: datetime) -> dict[str, list[Match]]:
+    """Matches of the alertable items the database has not seen, by fingerprint; no write lock held.
+
+    Items another worker inserts meanwhile are matched for nothing: the insert that follows
+    tells which items are new, and only their matches become hits.
+    """
+    with read_scope(ctx.engine) as session:
+        known = store.known_fingerprints(session, (it.fingerprint for it in items))
+    matches: dict[str, list[Match]] = {}
+    for item, ok in zip(items, alertable, strict=True):
+        if ok and item.fingerprint not in known and item.fingerprint not in matches:
+            ctx.check_stop()
+            matches[item.fingerprint] = matcher.match(_document(item), on=_reference_date(item, now))
+    return matches
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A fetched feed turned into items off the main process (parse, normalise, story signatures)."""
+
+    items: list[Item]
+    signatures: dict[str, StorySignature]  # by fingerprint
+    ttl_minutes: int | None
+    error: str | None = None
+    skipped: tuple[str, ...] = ()  # entries that could not be read, one reason each
+
+
+def feed_options(ctx: Context, feed: store.ClaimedFeed) -> tuple[str | None, str | None]:
+    """The feed's ``encoding:`` and ``timezone:`` settings (config feeds only; others have none)."""
+    for cfg in ctx.settings.feeds:
+        if cfg.url == feed.url:
+            return cfg.encoding, cfg.timezone
+    return None, None
+
+
+def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+                 encoding: str | None = None, timezone: str | None = None, *, signatures: bool = True,
+                 budget: float | None = PARSE_BUDGET_SECONDS) -> Prepared:
+    """The CPU-bound part of polling one feed; runs in a worker process. Pure but for the CPU budget."""
+    try:
+        with cpu_budget(budget):
+            parsed = parse_feed(content, url=url, content_type=content_type, encoding=encoding, timezone=timezone)
+            items, skipped = normalize_entries(parsed.entries, feed_url=feed_url, now=now)
+            sigs = {it.fingerprint: signature_for(it.title, it.summary) for it in items} if signatures else {}
+    except ParseError as exc:
+        return Prepared([], {}, None, str(exc))
+    except BudgetExceeded as exc:
+        return Prepared([], {}, None, f"{url}: reading this feed took more than {exc.seconds:g} s of CPU; refused "
+                                      f"({len(content) // 1024} KB; a feed this large or convoluted costs every poll)")
+    return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped))
+
+
+def _skipped_note(skipped: tuple[str, ...]) -> str | None:
+    """"2 entries skipped: entry 3: ...; entry 7: ..." for the feed's row, or None when none was."""
+    if not skipped:
+        return None
+    count = len(skipped)
+    shown = "; ".join(skipped[:3]) + ("; ..." if count > 3 else "")
+    return f"{count} {'entry' if count == 1 else 'entries'} skipped: {shown}"
