@@ -23,7 +23,7 @@ from monitor.net.guard import FetchPolicy
 from monitor.net.http import guarded_request, parse_retry_after
 from monitor.redact import redact_url
 
-__all__ = ["MAX_MESSAGE_BYTES", "NtfyTransport", "render_ntfy"]
+__all__ = ["MAX_MESSAGE_BYTES", "NtfyTransport", "header_text", "render_ntfy"]
 
 MAX_MESSAGE_BYTES = 4000  # ntfy turns longer messages into attachments (its limit is 4096 bytes)
 MAX_LINE = 300
@@ -50,7 +50,7 @@ def render_ntfy(digest: Digest) -> tuple[str, bytes]:
     return header_safe(title, 250), "\n".join(lines).encode("utf-8")
 
 
-def _header_text(value: str) -> str:
+def header_text(value: str) -> str:
     """A header value ntfy reads back as written: ASCII as is, anything else as an RFC 2047 encoded word."""
     flat = header_safe(value, 250)
     if flat.isascii():
@@ -73,7 +73,7 @@ class NtfyTransport:
         """POST the text to the topic URL; 4xx other than 408/425/429 is final, the rest is retried."""
         cfg = message.config.ntfy if message.config is not None else None
         url = message.target
-        headers = {"content-type": "text/plain; charset=utf-8", "title": _header_text(message.subject),
+        headers = {"content-type": "text/plain; charset=utf-8", "title": header_text(message.subject),
                    "priority": str(cfg.priority if cfg is not None else 3)}
         if cfg is not None and cfg.token is not None:
             headers["authorization"] = f"Bearer {cfg.token.get_secret_value()}"
