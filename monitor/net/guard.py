@@ -393,12 +393,12 @@ def build_client(policy: FetchPolicy) -> httpx.AsyncClient:
 
 
 def host_slot(client: httpx.AsyncClient, host: str, policy: FetchPolicy) -> asyncio.Semaphore:
+    """The client's slot for ``host``: at most ``per_host_limit`` requests to one host at a time."""
     slots = _HOST_SLOTS.setdefault(client, {})
     slot = slots.get(host)
     if slot is None:
         slot = slots[host] = asyncio.Semaphore(max(1, policy.per_host_limit))
     return slot
-
 
 
 def is_guarded(client: httpx.AsyncClient) -> bool:
