@@ -188,6 +188,22 @@ class WebhookConfig(_Strict):
         return value
 
 
+class NtfyConfig(_Strict):
+    """Push notifications through an ntfy topic: ``url`` is the topic URL (``https://ntfy.sh/my-topic``)."""
+
+    url: str
+    token: EnvSecret | None = None  # access token for a protected topic, sent as a bearer token
+    priority: int = Field(default=3, ge=1, le=5)  # ntfy's 1 (min) .. 5 (max); 3 is ntfy's default
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/?#]+/[^/?#]+", value, re.IGNORECASE):
+            raise ValueError(f"{redact(value)!r}: an ntfy URL is http:// or https://, a host and a topic "
+                             "(https://ntfy.sh/my-topic)")
+        return value
+
+
 class RetryConfig(_Strict):
     """When failed deliveries are retried: exponential from ``first_delay`` up to ``max_delay``,
     dead after ``horizon``."""
@@ -212,6 +228,7 @@ class SubscriptionConfig(_Strict):
     schedule: str = "immediate"
     email: list[str] | None = None
     webhook: WebhookConfig | None = None
+    ntfy: NtfyConfig | None = None
     timezone: str = "UTC"
     min_score: float = Field(default=0.0, ge=0)
     max_items: int = Field(default=50, ge=1, le=500)  # per message; more hits are split over several messages
@@ -261,8 +278,9 @@ class SubscriptionConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_target(self) -> SubscriptionConfig:
-        if bool(self.email) == bool(self.webhook):
-            raise ValueError("give exactly one of 'email: [addresses]' or 'webhook: {url, format, secret}'")
+        if [bool(self.email), self.webhook is not None, self.ntfy is not None].count(True) != 1:
+            raise ValueError("give exactly one of 'email: [addresses]', 'webhook: {url, format, secret}' "
+                             "or 'ntfy: {url, token}'")
         return self
 
 
@@ -358,22 +376,26 @@ class Settings(BaseSettings):
         again when each delivery connects (their addresses can change).
         """
         from monitor.errors import BlockedAddressError, FetchError
-        from monitor.ingest.fetch import FetchPolicy, check_url
+        from monitor.net.guard import FetchPolicy, check_url
 
         policy = FetchPolicy.for_webhooks(self)
         for sub in self.subscriptions:
-            if sub.webhook is None:
+            if sub.webhook is not None:
+                kind, url = "webhook", sub.webhook.url
+            elif sub.ntfy is not None:
+                kind, url = "ntfy", sub.ntfy.url
+            else:
                 continue
             try:
-                check_url(sub.webhook.url, policy)
+                check_url(url, policy)
             except BlockedAddressError:
                 raise ValueError(
-                    f"subscription {sub.name!r}: the webhook URL {redact(sub.webhook.url)} points at a private, "
+                    f"subscription {sub.name!r}: the {kind} URL {redact(url)} points at a private, "
                     "loopback or otherwise non-public address; to deliver there, set allow_private_networks: true "
                     "or list its network in allowed_networks"
                 ) from None
             except FetchError as exc:
-                raise ValueError(f"subscription {sub.name!r}: webhook {exc}") from None
+                raise ValueError(f"subscription {sub.name!r}: {kind} {exc}") from None
 
     def feed_interval(self, feed: FeedConfig) -> int:
         interval = feed.interval if feed.interval is not None else self.poll_interval
@@ -385,6 +407,8 @@ class Settings(BaseSettings):
                                                      ("unsubscribe_secret", self.unsubscribe_secret)]
         found += [(f"subscriptions.{sub.name}.webhook.secret", sub.webhook.secret)
                   for sub in self.subscriptions if sub.webhook is not None]
+        found += [(f"subscriptions.{sub.name}.ntfy.token", sub.ntfy.token)
+                  for sub in self.subscriptions if sub.ntfy is not None]
         for key, secret in found:
             if secret is not None and secret.reference is not None and secret.reference not in os.environ:
                 raise ConfigError(f"key '{key}': environment variable {secret.reference} is not set")

@@ -1,6 +1,6 @@
 """Email: composing the MIME message once (at enqueue), sending its bytes later.
 
-Transports are dumb: ``send(delivery)`` or raise ``DeliveryError(permanent=...)``.
+Transports are dumb: ``await send(message, now=...)`` or raise ``DeliveryError(permanent=...)``.
 Header values are flattened to one line of printable characters before they
 reach the email package, so a hostile feed title can never add a header
 (CPython's own guard against CR/LF in encoded words was incomplete before
@@ -9,19 +9,22 @@ reach the email package, so a hostile feed title can never add a header
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
-import smtplib
 import ssl
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Self
+
+import aiosmtplib
 
 from monitor.config import SmtpConfig
+from monitor.deliver.transport import Outgoing, TransportDeps
 from monitor.errors import DeliveryError
 
 _CONTROL = dict.fromkeys([*range(0, 32), 127], " ")
@@ -100,16 +103,6 @@ def compose(
     return raw
 
 
-@dataclass(frozen=True, slots=True)
-class OutgoingEmail:
-    key: str
-    subscription: str
-    sender: str
-    recipients: list[str]
-    payload: bytes
-    created_at: datetime
-
-
 class FileTransport:
     """Writes each message as an ``.eml`` file in the outbox folder (no SMTP configured).
 
@@ -119,14 +112,21 @@ class FileTransport:
 
     name = "file"
 
+    @classmethod
+    def build(cls, deps: TransportDeps) -> Self:
+        return cls(deps.settings.outbox_dir)
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def path_for(self, message: OutgoingEmail) -> Path:
+    def path_for(self, message: Outgoing) -> Path:
         stamp = message.created_at.strftime("%Y%m%dT%H%M%SZ")
         return self.folder / f"{stamp}-{message.subscription}-{message.key[-12:]}.eml"
 
-    def send(self, message: OutgoingEmail) -> str:
+    async def send(self, message: Outgoing, *, now: datetime) -> str:
+        return await asyncio.to_thread(self._write, message)
+
+    def _write(self, message: Outgoing) -> str:
         path = self.path_for(message)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -139,9 +139,17 @@ class FileTransport:
 
 
 class SmtpTransport:
-    """Sends over SMTP: implicit TLS, STARTTLS (required or opportunistic) or plain."""
+    """Sends over SMTP (aiosmtplib, on the event loop): implicit TLS, STARTTLS (required or opportunistic) or plain.
+
+    The envelope sender is the configured ``from``; the recipients are the message's stored list.
+    """
 
     name = "smtp"
+
+    @classmethod
+    def build(cls, deps: TransportDeps) -> Self:
+        assert deps.settings.smtp is not None, "the smtp transport is only built when SMTP is configured"
+        return cls(deps.settings.smtp)
 
     def __init__(self, config: SmtpConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config
@@ -154,48 +162,60 @@ class SmtpTransport:
             self._ssl_context = ssl.create_default_context()
         return self._ssl_context
 
-    def send(self, message: OutgoingEmail) -> str:
+    async def send(self, message: Outgoing, *, now: datetime) -> str:
         cfg = self.config
-        security = cfg.security or ("tls" if cfg.port == 465 else None)
         where = f"SMTP {cfg.host}:{cfg.port}"
+        recipients = recipients_of(message)
         try:
-            client: smtplib.SMTP
-            if security == "tls":
-                client = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=self.ssl_context)
-            else:
-                client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
-            with client:
-                client.ehlo()
-                if security == "starttls" or (security is None and client.has_extn("starttls")):
-                    if not client.has_extn("starttls"):
-                        raise DeliveryError(f"{where} does not offer STARTTLS (security: starttls)",
-                                            permanent=False)
-                    client.starttls(context=self.ssl_context)
-                    client.ehlo()
-                if cfg.username:
-                    password = cfg.password.get_secret_value() if cfg.password else ""
-                    client.login(cfg.username, password)
-                refused = client.sendmail(message.sender, message.recipients, message.payload)
-        except smtplib.SMTPRecipientsRefused as exc:
+            refused = await self._deliver(message.payload, recipients)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
             # 4xx is "try later" (greylisting, full mailbox); only 5xx for every recipient is final.
-            permanent = all(code >= 500 for code, _msg in exc.recipients.values())
-            raise DeliveryError(f"{where} refused every recipient: {_codes(exc.recipients)}",
+            codes = {one.recipient: one.code for one in exc.recipients}
+            permanent = all(code >= 500 for code in codes.values())
+            raise DeliveryError(f"{where} refused every recipient: {json.dumps(codes)}",
                                 permanent=permanent) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            raise DeliveryError(f"{where} rejected the login: {exc.smtp_code}", permanent=False) from exc
-        except smtplib.SMTPResponseException as exc:
-            permanent = 500 <= exc.smtp_code < 600
-            detail = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
-            raise DeliveryError(f"{where} answered {exc.smtp_code} {detail}".strip(),
-                                permanent=permanent) from exc
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise DeliveryError(f"{where} rejected the login: {exc.code}", permanent=False) from exc
+        except (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected) as exc:
+            raise DeliveryError(f"{where} unreachable: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            permanent = 500 <= exc.code < 600
+            raise DeliveryError(f"{where} answered {exc.code} {exc.message}".strip(), permanent=permanent) from exc
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"{where} unreachable: {exc}") from exc
         if refused:
             # Some recipients took it; the refused ones cannot be retried without
             # repeating the message to the others. Record, do not resend.
-            return f"{where} (refused: {_codes(refused)})"
+            return f"{where} (refused: {json.dumps(refused)})"
         return where
 
+    async def _deliver(self, payload: bytes, recipients: list[str]) -> dict[str, int]:
+        """One SMTP session; returns the recipients refused (when others took the message)."""
+        cfg = self.config
+        security = cfg.security or ("tls" if cfg.port == 465 else None)
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host, port=cfg.port, timeout=cfg.timeout, use_tls=security == "tls",
+            start_tls=False, tls_context=self.ssl_context if security == "tls" else None,
+        )
+        await client.connect()
+        try:
+            await client.ehlo()
+            offers_starttls = client.supports_extension("starttls")
+            if security == "starttls" or (security is None and offers_starttls):
+                if not offers_starttls:
+                    raise DeliveryError(f"SMTP {cfg.host}:{cfg.port} does not offer STARTTLS (security: starttls)",
+                                        permanent=False)
+                await client.starttls(tls_context=self.ssl_context)
+                await client.ehlo()
+            if cfg.username:
+                password = cfg.password.get_secret_value() if cfg.password else ""
+                await client.login(cfg.username, password)
+            refused, _reply = await client.sendmail(cfg.from_, recipients, payload)
+        finally:
+            client.close()
+        return {address: answer.code for address, answer in refused.items()}
 
-def _codes(refused: dict[str, tuple[int, bytes]]) -> str:
-    return json.dumps({addr: code for addr, (code, _msg) in refused.items()})
+
+def recipients_of(message: Outgoing) -> list[str]:
+    """The addresses an email message goes to, as the outbox stored them (a JSON list)."""
+    return [str(address) for address in json.loads(message.target)]

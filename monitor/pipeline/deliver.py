@@ -20,11 +20,12 @@ from monitor.config import Settings, SubscriptionConfig
 from monitor.db import session_scope
 from monitor.deliver.chat import render_chat, render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
-from monitor.deliver.email import FileTransport, OutgoingEmail, SmtpTransport, compose
+from monitor.deliver.email import compose
+from monitor.deliver.ntfy import render_ntfy
 from monitor.deliver.outbox import next_attempt_at
 from monitor.deliver.render import render_email, render_webhook, webhook_payload
 from monitor.deliver.tokens import make_token
-from monitor.deliver.webhook import OutgoingWebhook, WebhookTransport
+from monitor.deliver.transport import Outgoing, TransportDeps, Transports
 from monitor.domain import StoredHit
 from monitor.errors import (
     DeliveryError,
@@ -171,8 +172,12 @@ def send_test_message(ctx: Context, cfg: SubscriptionConfig, *, now: datetime) -
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         else:
             body = render_chat(digest, cfg.webhook.format, delivery_key=key)[0]
-        secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
-        return asyncio.run(_post_once(ctx, OutgoingWebhook(key=key, url=cfg.webhook.url, body=body, secret=secret),
+        return asyncio.run(_send_once(ctx, "webhook", Outgoing(key=key, subscription=cfg.name, target=cfg.webhook.url,
+                                                               payload=body, created_at=now, config=cfg), now=now))
+    if cfg.ntfy is not None:
+        title, text = render_ntfy(digest)
+        return asyncio.run(_send_once(ctx, "ntfy", Outgoing(key=key, subscription=cfg.name, target=cfg.ntfy.url,
+                                                            payload=text, created_at=now, subject=title, config=cfg),
                                       now=now))
     settings = ctx.settings
     sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
@@ -181,17 +186,14 @@ def send_test_message(ctx: Context, cfg: SubscriptionConfig, *, now: datetime) -
     payload_bytes = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
                             recipients=recipients, key=key, date=now,
                             extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
-    transport: SmtpTransport | FileTransport = (
-        SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir)
-    )
-    return transport.send(OutgoingEmail(key=key, subscription=cfg.name, sender=sender, recipients=recipients,
-                                        payload=payload_bytes, created_at=now))
+    return asyncio.run(_send_once(ctx, "email", Outgoing(key=key, subscription=cfg.name, target=json.dumps(recipients),
+                                                         payload=payload_bytes, created_at=now, config=cfg), now=now))
 
 
-async def _post_once(ctx: Context, message: OutgoingWebhook, *, now: datetime) -> str:
+async def _send_once(ctx: Context, kind: str, message: Outgoing, *, now: datetime) -> str:
     policy = ctx.webhook_policy
     async with build_client(policy) as client:
-        return await WebhookTransport(client, policy).send(message, now=now)
+        return await Transports(TransportDeps(ctx.settings, client, policy)).send(kind, message, now=now)
 
 
 def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,
@@ -209,6 +211,13 @@ def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: in
                                    subject=f"{len(hit_ids)} hits", payload=body, recipients=cfg.webhook.url,
                                    hit_ids=hit_ids, now=now)
         return len(parts)
+    if cfg.ntfy is not None:
+        ntfy_parts = split_digest(digest, cfg.max_items)
+        for part in ntfy_parts:
+            title, text = render_ntfy(part)
+            store.enqueue_delivery(session, subscription_id=sub_id, key=f"msg_{uuid.uuid4().hex}", transport="ntfy",
+                                   subject=title, payload=text, recipients=cfg.ntfy.url, hit_ids=part.hit_ids, now=now)
+        return len(ntfy_parts)
     settings = ctx.settings
     sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
     # An address that unsubscribed (stored in the database) wins over the config's list.
@@ -268,9 +277,7 @@ class _SendClock:
 class _Senders:
     """What one delivery cycle sends with: transports, the configured subscriptions, names by id."""
 
-    webhooks: WebhookTransport
-    email: SmtpTransport | FileTransport
-    sender: str
+    transports: Transports
     names: dict[int, str]
     configured: dict[str, SubscriptionConfig]
 
@@ -293,9 +300,7 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
     policy = ctx.webhook_policy
     async with build_client(policy) as client:
         senders = _Senders(
-            webhooks=WebhookTransport(client, policy),
-            email=SmtpTransport(settings.smtp) if settings.smtp else FileTransport(settings.outbox_dir),
-            sender=settings.smtp.from_ if settings.smtp else "monitor@localhost",
+            transports=Transports(TransportDeps(settings, client, policy)),
             names=names, configured={sub.name: sub for sub in settings.subscriptions},
         )
 
@@ -326,14 +331,11 @@ async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) ->
     """Send one delivery; every exception becomes its outcome (a bug or an odd receiver costs one)."""
     sub_name = senders.names.get(delivery.subscription_id, "?")
     try:
-        if delivery.transport == "webhook":
-            target = await senders.webhooks.send(_webhook_message(delivery, sub_name, senders), now=clock())
-        else:
-            assert delivery.created_at is not None
-            message = OutgoingEmail(key=delivery.key, subscription=sub_name, sender=senders.sender,
-                                    recipients=json.loads(delivery.recipients), payload=delivery.payload,
-                                    created_at=delivery.created_at)
-            target = await asyncio.to_thread(senders.email.send, message)
+        assert delivery.created_at is not None
+        message = Outgoing(key=delivery.key, subscription=sub_name, target=delivery.recipients,
+                           payload=delivery.payload, created_at=delivery.created_at, subject=delivery.subject or "",
+                           config=senders.configured.get(sub_name))
+        target = await senders.transports.send(delivery.transport, message, now=clock())
     except DeliveryError as exc:
         return _Outcome(delivery, sub_name, error=exc)
     except Exception as exc:
@@ -343,24 +345,6 @@ async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) ->
                               "it will be retried")
         return _Outcome(delivery, sub_name, error=error)
     return _Outcome(delivery, sub_name, target=target)
-
-
-def _webhook_message(delivery: Delivery, sub_name: str, senders: _Senders) -> OutgoingWebhook:
-    """The webhook to send, signed with its subscription's current secret.
-
-    A delivery whose subscription is no longer configured (removed or renamed) has no secret to
-    sign with: it is dead-lettered rather than sent unsigned.
-    """
-    cfg = senders.configured.get(sub_name)
-    if cfg is None or cfg.webhook is None:
-        raise DeliveryError(
-            f"subscription {sub_name!r} is no longer a webhook subscription in the configuration (removed or "
-            "renamed), so this delivery cannot be signed and is not sent; restore the subscription and run "
-            "'monitor deliveries retry' to send it",
-            permanent=True,
-        )
-    secret = cfg.webhook.secret.get_secret_value() if cfg.webhook.secret is not None else None
-    return OutgoingWebhook(key=delivery.key, url=delivery.recipients, body=delivery.payload, secret=secret)
 
 
 def _record_outcome(ctx: Context, out: _Outcome, *, now: datetime, summary: DeliverySummary) -> None:

@@ -106,7 +106,7 @@ def test_a_send_that_raises_an_unexpected_error_is_that_delivery_s_retryable_fai
             SubscriptionConfig(name="team", watchlists=[WATCHLIST], webhook=WebhookConfig(url=receiver.url("/ok")))]
     ctx = context_with_hit(tmp_path, subs, now=t0)
 
-    def broken(self: object, message: object) -> str:
+    async def broken(self: object, message: object, *, now: datetime) -> str:
         raise RuntimeError("the outbox folder vanished")
 
     monkeypatch.setattr(email_transport.FileTransport, "send", broken)

@@ -1,0 +1,1 @@
+"""The network guard and guarded HTTP requests, shared by feed fetching and HTTP delivery."""
