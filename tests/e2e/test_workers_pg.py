@@ -342,7 +342,7 @@ def all_polled(engine: sa.Engine) -> bool:
 
 # --- lease expiry with an explicit clock -----------------------------------------------------------
 
-T0 = datetime.now(UTC).replace(microsecond=0)  # items are dated hours before the real time: they alert
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)  # the workers' clock; feed items are dated hours before it
 
 
 @contextlib.contextmanager
@@ -354,7 +354,7 @@ def two_workers(tmp_path: Path, pg_url: str, server: FeedServer, feeds: int, web
     second later with all of them (the feeds it adds are due from then on).
     """
     for n in range(feeds):
-        server.set_route(f"/feed/{n}.xml", body=rss(feed_items(n)), headers=RSS_HEADERS)
+        server.set_route(f"/feed/{n}.xml", body=rss(feed_items(n), now=T0), headers=RSS_HEADERS)
     settings = Settings(
         database_url=pg_url, watchlists_dir=ROOT / "watchlists", outbox_dir=tmp_path / "outbox",
         allow_private_networks=True,
