@@ -7,7 +7,6 @@ See its README for what is special about each file.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
