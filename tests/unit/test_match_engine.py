@@ -1,7 +1,7 @@
 """The compiled matcher: normalisation, boundaries, evidence spans, scores, exclusions.
 
-The watchlists are written here, small and fixed, so these tests exercise the engine and do
-not move when the seeded lists in ``watchlists/`` are tuned.
+The watchlists are small and fixed (tests/helpers/engine_watchlists.py), so these tests
+exercise the engine and do not move when the seeded lists in ``watchlists/`` are tuned.
 """
 
 from __future__ import annotations
@@ -13,126 +13,12 @@ import pytest
 
 from monitor.domain import Document
 from monitor.match import Matcher, explain, load_watchlists, normalise
-
-ACTORS = """\
-kind: actors
-sides: [dprk, china, russia, rok]
-actors:
-  dprk: {name: North Korea, side: dprk, type: country, aliases: [North Korea, DPRK, 朝鲜]}
-  pyongyang: {name: Pyongyang, side: dprk, type: capital, aliases: [Pyongyang]}
-  kim_jong_un: {name: Kim Jong Un, side: dprk, type: person, aliases: ["Kim Jong {Un|Eun}", 김정은, 金正恩]}
-  kim_bare: {name: Kim, side: dprk, type: person, aliases: [Kim]}
-  choe_son_hui: {name: Choe Son Hui, side: dprk, type: person, aliases: ["{Choe|Choi} {Son|Sun} {Hui|Hee}"]}
-  ri_yong_ho: {name: Ri Yong Ho, side: dprk, type: person, aliases: ["{Ri|Lee|Rhee} Yong Ho"]}
-  kpa: {name: Korean People's Army, side: dprk, type: body, aliases: ["Korean People{'|}s Army"]}
-  china: {name: China, side: china, type: country, aliases: [China, Chinese, 中国, 중국]}
-  beijing: {name: Beijing, side: china, type: capital, aliases: [Beijing]}
-  xi_jinping: {name: Xi Jinping, side: china, type: person, aliases: [Xi Jinping, Xi, 习近平]}
-  wang_yi: {name: Wang Yi, side: china, type: person, aliases: [Wang Yi]}
-  russia: {name: Russia, side: russia, type: country, aliases: [Russia, Russian]}
-  moscow: {name: Moscow, side: russia, type: capital, aliases: [Moscow, Vladivostok]}
-  putin: {name: Putin, side: russia, type: person, aliases: [Putin]}
-  lavrov: {name: Lavrov, side: russia, type: person, aliases: [Lavrov]}
-  shoigu: {name: Shoigu, side: russia, type: person, aliases: [Shoigu]}
-  rok: {name: South Korea, side: rok, type: country, aliases: [South Korea, "South Korea{'|}s", Seoul]}
-  rok_people: {name: South Korean people, side: rok, type: person, aliases: [Kim Dae-jung, Kim Hong-kyun]}
-  dprk_as_topic:
-    name: The DPRK as a subject
-    type: topic
-    aliases: ["{on|about|cover sanctions on} North Korea"]
-"""
-
-CALENDAR = """\
-kind: calendar
-events:
-  dprk_ussr_ties:
-    name: DPRK–USSR diplomatic relations
-    date: 1948-10-12
-    source: test calendar
-    parties: [dprk, russia]
-    aliases: ["diplomatic {ties|relations}"]
-  dprk_prc_ties:
-    name: DPRK–PRC diplomatic relations
-    date: 1949-10-06
-    source: test calendar
-    parties: [dprk, china]
-    aliases: ["diplomatic {ties|relations}"]
-  pla_day:
-    name: Founding of the PLA
-    date: 1927-08-01
-    source: test calendar
-    parties: [china]
-    aliases: ["anniversary of the PLA", "PLA Day"]
-"""
-
-VISITS = """\
-kind: watchlist
-name: delegation_visits
-title: Visits
-version: "1"
-severity: high
-threshold: 0.75
-fields: {title: 1.0, summary: 0.9, content: 0.8}
-cues:
-  travel: ["visit*", "arriv*", "talks", "summit*", "{land|lands} in", 방문, 会谈]
-  meeting: ["meet", "meets", "{host|hosts|hosted}"]
-  remote: ["message*", "congratulat*"]
-  leisure: ["tourist*"]
-rules:
-  - id: travel
-    within: sentence
-    all:
-      - side: dprk
-      - side: [china, russia]
-      - cue: travel
-    none:
-      - side: rok
-      - cue: remote
-      - cue: leisure
-  - id: meeting
-    within: sentence
-    all:
-      - side: dprk
-      - side: [china, russia]
-      - cue: meeting
-    none:
-      - side: rok
-      - cue: remote
-"""
-
-ANNIVERSARIES = """\
-kind: watchlist
-name: anniversaries
-title: Anniversaries
-version: "1"
-severity: medium
-threshold: 0.75
-fields: {title: 1.0, summary: 0.9, content: 0.8}
-cues:
-  anniversary: ["anniversar*", "{mark|marks|marked}"]
-rules:
-  - id: calendar_event
-    anniversary: true
-    within: sentence
-    all:
-      - event: any
-      - cue: anniversary
-      - side: dprk
-        scope: document
-      - side: [china, russia]
-        scope: document
-    none:
-      - side: rok
-"""
+from tests.helpers.engine_watchlists import write_engine_watchlists
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("watchlists")
-    for name, text in [("actors.yaml", ACTORS), ("calendar.yaml", CALENDAR), ("delegation_visits.yaml", VISITS),
-                       ("anniversaries.yaml", ANNIVERSARIES)]:
-        (path / name).write_text(text, encoding="utf-8")
-    return path
+    return write_engine_watchlists(tmp_path_factory.mktemp("watchlists"))
 
 
 @pytest.fixture(scope="module")
