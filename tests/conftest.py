@@ -40,13 +40,19 @@ def _pg_admin() -> sa.Engine | None:
     return engine
 
 
-@pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_admin_or_skip() -> sa.Engine:
+    """An admin connection to PostgreSQL; skip without one, but fail under ``CI=true``."""
     admin = _pg_admin()
     if admin is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required under CI=true but {PG_ADMIN_URL} does not answer")
         pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}")
+    return admin
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    admin = pg_admin_or_skip()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{_PG_TEMPLATE}"'))
         conn.execute(sa.text(f'CREATE DATABASE "{_PG_TEMPLATE}"'))
