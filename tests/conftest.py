@@ -40,13 +40,19 @@ def _pg_admin() -> sa.Engine | None:
     return engine
 
 
-@pytest.fixture(scope="session")
-def pg_template() -> Iterator[str]:
+def pg_admin_or_skip() -> sa.Engine:
+    """An admin connection to PostgreSQL; skip without one, but fail under ``CI=true``."""
     admin = _pg_admin()
     if admin is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required under CI=true but {PG_ADMIN_URL} does not answer")
         pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}")
+    return admin
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    admin = pg_admin_or_skip()
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{_PG_TEMPLATE}"'))
         conn.execute(sa.text(f'CREATE DATABASE "{_PG_TEMPLATE}"'))
@@ -76,6 +82,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     assert admin is not None
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def blank_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty, unmigrated database on each backend, for tests that migrate step by step."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'blank.db'}"
+        return
+    request.getfixturevalue("pg_template")  # fails under CI=true, skips elsewhere, when no server answers
+    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin()
+    assert admin is not None
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ROOT, Cli, write_config
+from tests.helpers.shared import shared_dir
 
-SEEDS = ROOT.parent / "shared" / "seeds"
 EXPECTED = {
     "000": ({"anniversaries", "defense_treaties"}, set()),
     "001": ({"anniversaries", "defense_treaties"}, set()),
@@ -36,10 +36,8 @@ def run_match(cli: Cli, items: list[dict[str, str]]) -> dict[str, set[str]]:
 
 
 def test_seed_reports_match_the_lists_an_analyst_expects(cli: Cli) -> None:
-    if not SEEDS.is_dir():
-        pytest.skip(f"seed documents not present at {SEEDS}")
     items = []
-    for path in sorted(SEEDS.glob("*.txt")):
+    for path in sorted(shared_dir("seeds").glob("*.txt")):
         text = path.read_text(encoding="utf-8").strip()
         title, _, body = text.partition("\n")
         items.append({"id": path.name[:3], "title": title, "summary": body})

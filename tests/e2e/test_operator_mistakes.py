@@ -94,11 +94,9 @@ def test_postgres_urls_as_hosting_services_write_them(tmp_path: Path, feed_serve
 
     import sqlalchemy as sa
 
-    from tests.conftest import PG_ADMIN_URL, _pg_admin
+    from tests.conftest import PG_ADMIN_URL, pg_admin_or_skip
 
-    admin = _pg_admin()
-    if admin is None:
-        pytest.skip("PostgreSQL is not running")
+    admin = pg_admin_or_skip()
     name = f"monitor_test_{uuid.uuid4().hex[:12]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

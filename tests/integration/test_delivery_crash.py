@@ -17,7 +17,7 @@ from monitor.pipeline import DELIVERY_LEASE_SECONDS, Context, delivery_cycle, op
 from tests.conftest import SmtpServer, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime.now(UTC).replace(microsecond=0)
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 
 def make_context(tmp_path: Path, sub: SubscriptionConfig, **extra: object) -> Context:

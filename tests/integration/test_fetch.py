@@ -239,12 +239,26 @@ def test_check_url_refuses(url: str) -> None:
     assert info.value.url == url
 
 
+def _accepted(url: str, policy: FetchPolicy) -> bool:
+    try:
+        check_url(url, policy)
+    except FetchError:
+        return False
+    return True
+
+
 def test_check_url_accepts_public_and_file_when_allowed() -> None:
-    check_url("https://example.org/feed.xml", FetchPolicy())
-    check_url("http://93.184.216.34/feed", FetchPolicy())
-    check_url("file:///srv/sample.xml", FetchPolicy(allow_file_urls=True))
-    check_url("http://10.1.2.3/", FetchPolicy(allow_private_networks=True))
-    check_url("http://10.1.2.3/", FetchPolicy(allowed_networks=("10.0.0.0/8",)))
+    # Public addresses and names pass the default policy ...
+    assert _accepted("https://example.org/feed.xml", FetchPolicy())
+    assert _accepted("http://93.184.216.34/feed", FetchPolicy())
+    # ... and each allowance lets through exactly what the default refuses.
+    for url, allowing in [("file:///srv/sample.xml", FetchPolicy(allow_file_urls=True)),
+                          ("http://10.1.2.3/", FetchPolicy(allow_private_networks=True)),
+                          ("http://10.1.2.3/", FetchPolicy(allowed_networks=("10.0.0.0/8",)))]:
+        assert not _accepted(url, FetchPolicy()), url
+        assert _accepted(url, allowing), (url, allowing)
+    # An allowed network opens only itself.
+    assert not _accepted("http://192.168.1.1/", FetchPolicy(allowed_networks=("10.0.0.0/8",)))
 
 
 def test_file_url_reads_and_emulates_conditional_get(tmp_path: Path) -> None:

@@ -10,13 +10,17 @@ import pytest
 from monitor.domain import Document
 from monitor.match import Matcher, load_watchlists
 from monitor.match.anniversaries import Calendar, CalendarEvent, find_ordinals, resolve, upcoming
+from tests.helpers.engine_watchlists import write_engine_watchlists
 
 SEEDED = Path(__file__).resolve().parents[2] / "watchlists"
 
 
 @pytest.fixture(scope="module")
-def matcher() -> Matcher:
-    return Matcher.compile(load_watchlists(SEEDED))
+def matcher(tmp_path_factory: pytest.TempPathFactory) -> Matcher:
+    """The engine on small fixed lists; only the seeded-calendar test reads ``watchlists/``."""
+    result = load_watchlists(write_engine_watchlists(tmp_path_factory.mktemp("watchlists")))
+    assert result.errors == []
+    return Matcher.compile(result)
 
 
 def event(id_: str, when: str, parties: tuple[str, ...] = ("dprk",)) -> CalendarEvent:

@@ -3,7 +3,7 @@
 The synthetic folder follows another relationship (Iran–Russia arms transfers) in every
 format the drafter reads: plain text, Markdown, HTML (with a script that must be ignored)
 and a PDF written here with pypdf. The seed articles beside the repository are the
-documents the seeded lists were written from; that test skips when they are absent.
+documents the seeded lists were written from; that test skips when they are absent (fails under ``CI=true``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from monitor.cli import app
 from monitor.domain import Document
 from monitor.draft import make_draft, read_folder
 from monitor.match import Matcher, load_watchlists, run_examples
+from tests.helpers.shared import shared_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 WATCHLISTS = ROOT / "watchlists"
-SEEDS = ROOT.parent / "shared" / "seeds"
 
 TXT = """Iran delivers new batch of Shahed drones to Russia
 Iran has delivered a new batch of Shahed attack drones to Russia, according to Ukrainian military intelligence.
@@ -158,10 +158,8 @@ def test_bad_name_and_empty_folder_give_one_clear_message(tmp_path: Path) -> Non
     assert result.exit_code == 2 and "lower_snake_case" in result.output and "Traceback" not in result.output
 
 
-@pytest.mark.skipif(not SEEDS.is_dir(),
-                    reason=f"{SEEDS}: the seed articles live beside the repository and are not present here")
 def test_draft_from_the_seed_articles_validates_and_catches_every_seed() -> None:
-    read = read_folder(SEEDS)
+    read = read_folder(shared_dir("seeds"))
     seeds = [s for s in read.sources if s.name[:3].isdigit()]
     assert len(seeds) >= 5
     draft = make_draft(seeds, WATCHLISTS, "seeded_relations")

@@ -31,7 +31,6 @@ zone; links resolved against the channel link before the feed URL; non-http(s) l
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections import Counter
@@ -45,9 +44,9 @@ import pytest
 from monitor.errors import ParseError
 from monitor.ingest.normalize import html_to_text, normalize_entries
 from monitor.ingest.parse import ParsedFeed, parse_feed
+from tests.helpers.shared import SHARED, shared_dir, shared_files
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "feeds-corpus"
+CORPUS = SHARED / "feeds-corpus"
 AGREEMENT_FLOOR = 0.95
 FIELDS = frozenset({"title", "link", "summary", "description", "published_parsed", "updated_parsed",
                     "created_parsed", "date_parsed", "feed", "entries", "get"})
@@ -55,11 +54,7 @@ BASE = "http://127.0.0.1:8097/"  # where feedparser's own test server serves the
 
 
 def _corpus_or_skip() -> Path:
-    if CORPUS.is_dir():
-        return CORPUS
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the feeds corpus is missing at {CORPUS}; CI must run this test")
-    pytest.skip(f"the feeds corpus is not at {CORPUS} (it lives in the shared folder beside the checkout)")
+    return shared_dir("feeds-corpus")
 
 
 def _files() -> list[Path]:
@@ -94,7 +89,8 @@ def _run_ours(data: bytes, url: str, content_type: str | None) -> ParsedFeed | N
 _NOW = __import__("datetime").datetime(2026, 1, 1, tzinfo=__import__("datetime").UTC)
 
 
-@pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(CORPUS)))
+@pytest.mark.parametrize("path", shared_files("feeds-corpus", exclude=frozenset({"README.md", "_meta.json"})),
+                         ids=lambda p: str(p.relative_to(CORPUS)))
 def test_no_exception_escapes(path: Path) -> None:
     _corpus_or_skip()
     data = path.read_bytes()

@@ -1,13 +1,12 @@
 """Every real-world feed in shared/feeds-wild parses sensibly (or fails cleanly).
 
-The folder sits next to the repository; these tests skip when it is absent.
+The folder sits next to the repository; these tests skip when it is absent (and fail under ``CI=true``).
 See its README for what is special about each file.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -15,9 +14,10 @@ import pytest
 from monitor.errors import ParseError
 from monitor.ingest.normalize import normalize_entry
 from monitor.ingest.parse import parse_feed
+from tests.helpers.shared import SHARED, shared_dir, shared_files
 
-WILD = Path(__file__).resolve().parents[2].parent / "shared" / "feeds-wild"
-FILES = sorted(p.name for p in WILD.iterdir() if p.name != "README.md") if WILD.is_dir() else []
+WILD = SHARED / "feeds-wild"
+FILES = [p.name for p in shared_files("feeds-wild")]
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 # Genuinely broken documents: ParseError is the right answer.
@@ -42,7 +42,11 @@ KNOWN_WORDS = {
     "touchnokia-css-sanitise.atom.xml": "Невидимая",
 }
 
-pytestmark = pytest.mark.skipif(not WILD.is_dir(), reason=f"{WILD}: shared/feeds-wild not present")
+
+
+@pytest.fixture(autouse=True)
+def _wild_folder() -> None:
+    shared_dir("feeds-wild")
 
 
 def _url(name: str) -> str:
@@ -84,8 +88,7 @@ def test_wild_feed_parses_to_sensible_items(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(KNOWN_WORDS))
 def test_charsets_decode(name: str) -> None:
-    if name not in FILES:
-        pytest.skip(f"{name} not in feeds-wild")
+    assert name in FILES, f"{name} is named here but not in {WILD}"
     assert KNOWN_WORDS[name] in _text(name)
 
 

@@ -104,8 +104,10 @@ JSON_ITEMS = st.fixed_dictionaries({}, optional={
 def test_json_feed_with_any_items_never_escapes(items: list[object], version: object, language: str | None) -> None:
     doc = {"version": version, "title": "J", "items": items, "language": language}
     feed = parse_feed(json.dumps(doc).encode(), url=URL)
+    assert len(feed.entries) <= len(items)  # one entry per item at most, never invented ones
     for entry in feed.entries:
-        normalize_entry(entry, feed_url=URL, now=NOW)
+        item = normalize_entry(entry, feed_url=URL, now=NOW)
+        assert item.fingerprint and item.feed_url == URL
 
 
 @given(TEXT)

@@ -38,9 +38,14 @@ def test_a_webhook_to_a_private_address_is_refused_at_load_naming_the_subscripti
 
 
 def test_allowed_networks_and_allow_private_networks_let_a_private_webhook_load(tmp_path: Path) -> None:
-    load_settings(config(tmp_path, {"url": "http://10.1.2.3/hook"}, allowed_networks=["10.0.0.0/8"]))
-    load_settings(config(tmp_path, {"url": "http://127.0.0.1/hook"}, allow_private_networks=True))
-    load_settings(config(tmp_path, {"url": "https://hooks.example.org/monitor"}))
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("http://10.1.2.3/hook", {"allowed_networks": ["10.0.0.0/8"]}),
+        ("http://127.0.0.1/hook", {"allow_private_networks": True}),
+        ("https://hooks.example.org/monitor", {}),
+    ]
+    for url, allowance in cases:
+        [sub] = load_settings(config(tmp_path, {"url": url}, **allowance)).subscriptions
+        assert sub.name == "team" and sub.webhook is not None and str(sub.webhook.url) == url
 
 
 def test_the_refusal_does_not_print_a_secret_webhook_path(tmp_path: Path) -> None:
