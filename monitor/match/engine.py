@@ -19,6 +19,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 from typing import Any
 
@@ -69,8 +70,13 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     return "".join(chars), offsets
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_phrase(phrase: str) -> tuple[str, bool]:
-    """A phrase as the automaton stores it, and whether it is a prefix (trailing ``*``)."""
+    """A phrase as the automaton stores it, and whether it is a prefix (trailing ``*``).
+
+    Memoised: the same alias and cue phrases recur across rules and watchlists, and compiling
+    the matcher is on the start-up path of every command that matches.
+    """
     prefix = phrase.endswith("*")
     if prefix:
         phrase = phrase[:-1]
@@ -205,7 +211,8 @@ class Matcher:
     def __init__(self) -> None:
         self._atoms: list[_Atom] = []
         self._atom_index: dict[tuple[str, str], int] = {}
-        self._keys: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        # Per automaton key, its (atom, needs right boundary) payloads in insertion order.
+        self._keys: dict[str, dict[tuple[int, bool], None]] = defaultdict(dict)
         self._automaton: Any = None
         self._watchlists: list[Watchlist] = []
         self._rules: list[_CRule] = []
@@ -215,6 +222,12 @@ class Matcher:
         self._calendar: dict[str, CalendarEvent] = {}
         self._actor_sides: dict[int, tuple[str, ...]] = {}
         self._topic_atoms: set[int] = set()
+        # Compile-time memos: watchlists share actors, cue phrases and calendar terms, so each
+        # distinct phrase or selector is worked out once (see compile).
+        self._phrase_memo: dict[str, int] = {}
+        self._phrases_memo: dict[str, frozenset[int]] = {}
+        self._selector_memo: dict[tuple[tuple[str, ...], ...], frozenset[int]] = {}
+        self._event_atoms: list[int] = []
 
     # -- compile --------------------------------------------------------------------------
 
@@ -242,6 +255,7 @@ class Matcher:
             key, _ = normalise_phrase(variant)
             atom = self._atom("event", key, events=tuple(sorted(ids)))
             self._add_key(variant, atom)
+        self._event_atoms = [i for i, a in enumerate(self._atoms) if a.kind == "event"]
         for index, watchlist in enumerate(result.watchlists):
             self._watchlists.append(watchlist)
             for rule in watchlist.rules:
@@ -252,6 +266,9 @@ class Matcher:
         for key, payloads in self._keys.items():
             # Boundary needs are fixed per key, so they are decided here, not per hit.
             automaton.add_word(key, (len(key), _needs_boundary(key[0]), _needs_boundary(key[-1]), tuple(payloads)))
+        self._phrase_memo.clear()
+        self._phrases_memo.clear()
+        self._selector_memo.clear()
         if len(automaton):
             automaton.make_automaton()
             self._automaton = automaton
@@ -268,15 +285,38 @@ class Matcher:
         key, prefix = normalise_phrase(phrase)
         if not key:
             return
-        entry = (atom, not prefix)
-        if entry not in self._keys[key]:
-            self._keys[key].append(entry)
+        self._keys[key].setdefault((atom, not prefix), None)
 
     def _phrase_atom(self, phrase: str) -> int:
-        key, prefix = normalise_phrase(phrase)
-        atom = self._atom("phrase", key + ("*" if prefix else ""))
-        self._add_key(phrase, atom)
+        atom = self._phrase_memo.get(phrase)
+        if atom is None:
+            key, prefix = normalise_phrase(phrase)
+            atom = self._atom("phrase", key + ("*" if prefix else ""))
+            self._add_key(phrase, atom)
+            self._phrase_memo[phrase] = atom
         return atom
+
+    def _phrase_atoms(self, phrases: Iterable[str]) -> frozenset[int]:
+        """The atoms of some phrases with their ``{a|b}`` spellings, each phrase expanded once."""
+        out: set[int] = set()
+        for phrase in phrases:
+            atoms = self._phrases_memo.get(phrase)
+            if atoms is None:
+                atoms = self._phrases_memo[phrase] = frozenset(self._phrase_atom(v) for v in expand_alias(phrase))
+            out |= atoms
+        return frozenset(out)
+
+    def _actor_selection(self, term: Term) -> frozenset[int]:
+        """The atoms of the actors an actor term selects (by id, side and type), once per selector."""
+        selector = (term.actors, term.sides, term.types)
+        atoms = self._selector_memo.get(selector)
+        if atoms is None:
+            chosen = [a for a in self._actors.values()
+                      if (not term.actors or a.id in term.actors)
+                      and (not term.sides or set(a.sides) & set(term.sides))
+                      and (not term.types or a.type in term.types)]
+            atoms = self._selector_memo[selector] = frozenset(self._actor_atoms[a.id] for a in chosen)
+        return atoms
 
     def _compile_term(self, term: Term, watchlist: Watchlist) -> _CTerm:
         document = term.scope == "document"
@@ -286,21 +326,17 @@ class Matcher:
             regexes = tuple(r for c in children for r in c.regexes)
             return _CTerm(term, atoms, regexes, document, "any", children)
         if term.kind == "actor":
-            chosen = [a for a in self._actors.values()
-                      if (not term.actors or a.id in term.actors)
-                      and (not term.sides or set(a.sides) & set(term.sides))
-                      and (not term.types or a.type in term.types)]
             label = "+".join(term.actors or term.sides or term.types)
-            return _CTerm(term, frozenset(self._actor_atoms[a.id] for a in chosen), (), document, label)
+            return _CTerm(term, self._actor_selection(term), (), document, label)
         if term.kind in ("cue", "phrase"):
             phrases = [p for name in term.values for p in watchlist.cues.get(name, ())] \
                 if term.kind == "cue" else list(term.values)
-            atoms = frozenset(self._phrase_atom(v) for p in phrases for v in expand_alias(p))
+            atoms = self._phrase_atoms(phrases)
             return _CTerm(term, atoms, (), document, ",".join(term.values) if term.kind == "cue" else "phrase")
         if term.kind == "event":
             allowed = None if term.values == ("any",) else frozenset(term.values)
-            atoms = frozenset(i for i, a in enumerate(self._atoms) if a.kind == "event"
-                              and (allowed is None or allowed.intersection(a.events)))
+            atoms = frozenset(i for i in self._event_atoms
+                              if allowed is None or allowed.intersection(self._atoms[i].events))
             return _CTerm(term, atoms, (), document, "event", events=allowed)
         pattern = compile_regex(term.values[0])
         return _CTerm(term, frozenset(), (pattern,), document, "regex")
@@ -313,7 +349,7 @@ class Matcher:
         # Trigger on the rarest term: a cue, phrase or event term beats a broad actor set.
         triggers: frozenset[int]
         if rule.prefilter:
-            triggers = frozenset(self._phrase_atom(p) for p in rule.prefilter)
+            triggers = frozenset(self._phrase_atom(p) for p in rule.prefilter)  # as written: no {a|b}
         else:
             usable = [t for t in terms if t.atoms and not t.regexes]
             if not usable:
