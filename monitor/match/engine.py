@@ -488,6 +488,22 @@ class _Context:
         self._unit_cache: dict[tuple[int, str], set[tuple[int, int]]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
+        # Hit positions per atom, so a term's hits come from its atoms that fired, not from a
+        # scan of every hit of the item for every term of every candidate rule.
+        self._by_atom: dict[int, list[int]] = defaultdict(list)
+        for i, h in enumerate(hits):
+            self._by_atom[h.atom].append(i)
+        self._fired: set[int] = set(self._by_atom)
+
+    def _atom_hits(self, atoms: frozenset[int]) -> list[_Hit]:
+        """The hits of ``atoms``, in the item's hit order (field, then position as scanned)."""
+        fired = [self._by_atom[a] for a in atoms & self._fired]
+        if not fired:
+            return []
+        hits = self.hits
+        if len(fired) == 1:
+            return [hits[i] for i in fired[0]]
+        return [hits[i] for i in sorted(i for positions in fired for i in positions)]
 
     @property
     def sides(self) -> frozenset[str]:
@@ -499,12 +515,12 @@ class _Context:
         if not term.regexes:
             cached = self._atom_cache.get(term.atoms)
             if cached is None:
-                cached = self._atom_cache[term.atoms] = [h for h in self.hits if h.atom in term.atoms]
+                cached = self._atom_cache[term.atoms] = self._atom_hits(term.atoms)
             return cached
         combined = self._term_cache.get(id(term))
         if combined is not None:
             return combined
-        out = [h for h in self.hits if h.atom in term.atoms] if term.atoms else []
+        out = self._atom_hits(term.atoms) if term.atoms else []
         for pattern in term.regexes:
             if pattern not in self._regex_cache:
                 found: list[_Hit] = []
