@@ -486,6 +486,7 @@ class _Context:
         self._term_cache: dict[int, list[_Hit]] = {}  # by id of a compiled term (they live as long as the matcher)
         self._word_index: dict[int, tuple[list[_Hit], dict[int, tuple[list[int], list[tuple[int, int, _Hit]]]]]] = {}
         self._unit_cache: dict[tuple[int, str], set[tuple[int, int]]] = {}
+        self._group_cache: dict[tuple[int, str], tuple[list[_Hit], dict[tuple[int, int], list[_Hit]]]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
         # Hit positions per atom, so a term's hits come from its atoms that fired, not from a
@@ -550,6 +551,19 @@ class _Context:
         words, rows = index[1].get(field, ([], []))
         lo, hi = bisect_left(words, word - within), bisect_right(words, word + within)
         return [h for _, _, h in sorted(rows[lo:hi], key=lambda r: r[1])]
+
+    def _by_unit(self, hs: list[_Hit], within: str) -> dict[tuple[int, int], list[_Hit]]:
+        """The hits of ``hs`` grouped by sentence (or paragraph), once per hit list: the lists
+        are the per-term caches, shared by every candidate rule that has the term."""
+        key = (id(hs), within)
+        cached = self._group_cache.get(key)
+        if cached is not None and cached[0] is hs:
+            return cached[1]
+        units: dict[tuple[int, int], list[_Hit]] = defaultdict(list)
+        for h in hs:
+            units[self.unit(h, within)].append(h)
+        self._group_cache[key] = (hs, units)
+        return units
 
     def _units(self, term: _CTerm, within: str) -> set[tuple[int, int]]:
         """The sentences (or paragraphs) where ``term`` has a hit, computed once per term."""
@@ -638,12 +652,7 @@ class _Context:
                 else:
                     yield group
             return
-        per_term: list[dict[tuple[int, int], list[_Hit]]] = []
-        for hs in term_hits:
-            units: dict[tuple[int, int], list[_Hit]] = defaultdict(list)
-            for h in hs:
-                units[self.unit(h, within)].append(h)
-            per_term.append(units)
+        per_term = [self._by_unit(hs, within) for hs in term_hits]
         shared = set(per_term[0])
         for units in per_term[1:]:
             shared &= set(units)
