@@ -92,12 +92,18 @@ def load_items(rng: random.Random, count: int, cues: list[str]) -> list[Document
     return docs
 
 
+# Everyday news words that name no actor and share no cue with the synthetic lists.
+NEUTRAL = ("the market rose after a quarter of strong sales while rain is expected across the region on "
+           "weekend and the club signed a new coach before its home match against city rivals as prices for "
+           "fuel food and housing kept climbing in several towns according to local officials").split()
+
+
 def neutral_items(rng: random.Random, like: list[Document]) -> list[Document]:
-    """Text of the same lengths as ``like`` that names no actor: pseudo-words."""
+    """Text of the same lengths as ``like`` about something else: everyday news words."""
     def text(length: int) -> str:
         words: list[str] = []
         while sum(len(w) + 1 for w in words) < length:
-            words.append(pseudo_word(rng))
+            words.append(rng.choice(NEUTRAL))
         return " ".join(words).capitalize() + "."
     return [Document(title=text(len(d.title)), summary=text(len(d.summary))) for d in like]
 

@@ -39,6 +39,19 @@ _TRANSLATE = str.maketrans(
      "\u00b4": "'", "\u00a0": " ", "\t": " ", "\r": " ", "\u3000": " ", "\u200b": " "}
 )
 _TAG = re.compile(r"<[^<>]{0,2000}>")
+# The same mapping as pairs, for _fold: every replacement is " " or "'", neither of which is
+# mapped again, so replacing one character after another gives what ``translate`` gives.
+_PAIRS = tuple((chr(k), str(v)) for k, v in _TRANSLATE.items())
+_ASCII_PAIRS = tuple((a, b) for a, b in _PAIRS if a.isascii())
+
+
+def _fold(text: str) -> str:
+    """``text.translate(_TRANSLATE)``, several times faster: most text holds none of the few
+    characters mapped, and a substring test per character is a fast scan."""
+    for old, new in _ASCII_PAIRS if text.isascii() else _PAIRS:
+        if old in text:
+            text = text.replace(old, new)
+    return text
 
 
 def _is_cjk(ch: str) -> bool:
@@ -56,7 +69,7 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     """
     if "<" in text:
         text = _TAG.sub(lambda m: " " * len(m.group()), text)
-    folded = text.translate(_TRANSLATE)
+    folded = _fold(text)
     out = folded.casefold()
     if len(out) == len(folded):
         return out, None
