@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 import ahocorasick
@@ -38,6 +39,19 @@ _TRANSLATE = str.maketrans(
      "\u00b4": "'", "\u00a0": " ", "\t": " ", "\r": " ", "\u3000": " ", "\u200b": " "}
 )
 _TAG = re.compile(r"<[^<>]{0,2000}>")
+# The same mapping as pairs, for _fold: every replacement is " " or "'", neither of which is
+# mapped again, so replacing one character after another gives what ``translate`` gives.
+_PAIRS = tuple((chr(k), str(v)) for k, v in _TRANSLATE.items())
+_ASCII_PAIRS = tuple((a, b) for a, b in _PAIRS if a.isascii())
+
+
+def _fold(text: str) -> str:
+    """``text.translate(_TRANSLATE)``, several times faster: most text holds none of the few
+    characters mapped, and a substring test per character is a fast scan."""
+    for old, new in _ASCII_PAIRS if text.isascii() else _PAIRS:
+        if old in text:
+            text = text.replace(old, new)
+    return text
 
 
 def _is_cjk(ch: str) -> bool:
@@ -55,7 +69,7 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     """
     if "<" in text:
         text = _TAG.sub(lambda m: " " * len(m.group()), text)
-    folded = text.translate(_TRANSLATE)
+    folded = _fold(text)
     out = folded.casefold()
     if len(out) == len(folded):
         return out, None
@@ -69,8 +83,13 @@ def normalise(text: str) -> tuple[str, list[int] | None]:
     return "".join(chars), offsets
 
 
+@lru_cache(maxsize=1 << 16)
 def normalise_phrase(phrase: str) -> tuple[str, bool]:
-    """A phrase as the automaton stores it, and whether it is a prefix (trailing ``*``)."""
+    """A phrase as the automaton stores it, and whether it is a prefix (trailing ``*``).
+
+    Memoised: the same alias and cue phrases recur across rules and watchlists, and compiling
+    the matcher is on the start-up path of every command that matches.
+    """
     prefix = phrase.endswith("*")
     if prefix:
         phrase = phrase[:-1]
@@ -205,7 +224,8 @@ class Matcher:
     def __init__(self) -> None:
         self._atoms: list[_Atom] = []
         self._atom_index: dict[tuple[str, str], int] = {}
-        self._keys: dict[str, list[tuple[int, bool]]] = defaultdict(list)
+        # Per automaton key, its (atom, needs right boundary) payloads in insertion order.
+        self._keys: dict[str, dict[tuple[int, bool], None]] = defaultdict(dict)
         self._automaton: Any = None
         self._watchlists: list[Watchlist] = []
         self._rules: list[_CRule] = []
@@ -215,6 +235,12 @@ class Matcher:
         self._calendar: dict[str, CalendarEvent] = {}
         self._actor_sides: dict[int, tuple[str, ...]] = {}
         self._topic_atoms: set[int] = set()
+        # Compile-time memos: watchlists share actors, cue phrases and calendar terms, so each
+        # distinct phrase or selector is worked out once (see compile).
+        self._phrase_memo: dict[str, int] = {}
+        self._phrases_memo: dict[str, frozenset[int]] = {}
+        self._selector_memo: dict[tuple[tuple[str, ...], ...], frozenset[int]] = {}
+        self._event_atoms: list[int] = []
 
     # -- compile --------------------------------------------------------------------------
 
@@ -242,6 +268,7 @@ class Matcher:
             key, _ = normalise_phrase(variant)
             atom = self._atom("event", key, events=tuple(sorted(ids)))
             self._add_key(variant, atom)
+        self._event_atoms = [i for i, a in enumerate(self._atoms) if a.kind == "event"]
         for index, watchlist in enumerate(result.watchlists):
             self._watchlists.append(watchlist)
             for rule in watchlist.rules:
@@ -252,6 +279,9 @@ class Matcher:
         for key, payloads in self._keys.items():
             # Boundary needs are fixed per key, so they are decided here, not per hit.
             automaton.add_word(key, (len(key), _needs_boundary(key[0]), _needs_boundary(key[-1]), tuple(payloads)))
+        self._phrase_memo.clear()
+        self._phrases_memo.clear()
+        self._selector_memo.clear()
         if len(automaton):
             automaton.make_automaton()
             self._automaton = automaton
@@ -268,15 +298,38 @@ class Matcher:
         key, prefix = normalise_phrase(phrase)
         if not key:
             return
-        entry = (atom, not prefix)
-        if entry not in self._keys[key]:
-            self._keys[key].append(entry)
+        self._keys[key].setdefault((atom, not prefix), None)
 
     def _phrase_atom(self, phrase: str) -> int:
-        key, prefix = normalise_phrase(phrase)
-        atom = self._atom("phrase", key + ("*" if prefix else ""))
-        self._add_key(phrase, atom)
+        atom = self._phrase_memo.get(phrase)
+        if atom is None:
+            key, prefix = normalise_phrase(phrase)
+            atom = self._atom("phrase", key + ("*" if prefix else ""))
+            self._add_key(phrase, atom)
+            self._phrase_memo[phrase] = atom
         return atom
+
+    def _phrase_atoms(self, phrases: Iterable[str]) -> frozenset[int]:
+        """The atoms of some phrases with their ``{a|b}`` spellings, each phrase expanded once."""
+        out: set[int] = set()
+        for phrase in phrases:
+            atoms = self._phrases_memo.get(phrase)
+            if atoms is None:
+                atoms = self._phrases_memo[phrase] = frozenset(self._phrase_atom(v) for v in expand_alias(phrase))
+            out |= atoms
+        return frozenset(out)
+
+    def _actor_selection(self, term: Term) -> frozenset[int]:
+        """The atoms of the actors an actor term selects (by id, side and type), once per selector."""
+        selector = (term.actors, term.sides, term.types)
+        atoms = self._selector_memo.get(selector)
+        if atoms is None:
+            chosen = [a for a in self._actors.values()
+                      if (not term.actors or a.id in term.actors)
+                      and (not term.sides or set(a.sides) & set(term.sides))
+                      and (not term.types or a.type in term.types)]
+            atoms = self._selector_memo[selector] = frozenset(self._actor_atoms[a.id] for a in chosen)
+        return atoms
 
     def _compile_term(self, term: Term, watchlist: Watchlist) -> _CTerm:
         document = term.scope == "document"
@@ -286,21 +339,17 @@ class Matcher:
             regexes = tuple(r for c in children for r in c.regexes)
             return _CTerm(term, atoms, regexes, document, "any", children)
         if term.kind == "actor":
-            chosen = [a for a in self._actors.values()
-                      if (not term.actors or a.id in term.actors)
-                      and (not term.sides or set(a.sides) & set(term.sides))
-                      and (not term.types or a.type in term.types)]
             label = "+".join(term.actors or term.sides or term.types)
-            return _CTerm(term, frozenset(self._actor_atoms[a.id] for a in chosen), (), document, label)
+            return _CTerm(term, self._actor_selection(term), (), document, label)
         if term.kind in ("cue", "phrase"):
             phrases = [p for name in term.values for p in watchlist.cues.get(name, ())] \
                 if term.kind == "cue" else list(term.values)
-            atoms = frozenset(self._phrase_atom(v) for p in phrases for v in expand_alias(p))
+            atoms = self._phrase_atoms(phrases)
             return _CTerm(term, atoms, (), document, ",".join(term.values) if term.kind == "cue" else "phrase")
         if term.kind == "event":
             allowed = None if term.values == ("any",) else frozenset(term.values)
-            atoms = frozenset(i for i, a in enumerate(self._atoms) if a.kind == "event"
-                              and (allowed is None or allowed.intersection(a.events)))
+            atoms = frozenset(i for i in self._event_atoms
+                              if allowed is None or allowed.intersection(self._atoms[i].events))
             return _CTerm(term, atoms, (), document, "event", events=allowed)
         pattern = compile_regex(term.values[0])
         return _CTerm(term, frozenset(), (pattern,), document, "regex")
@@ -313,7 +362,7 @@ class Matcher:
         # Trigger on the rarest term: a cue, phrase or event term beats a broad actor set.
         triggers: frozenset[int]
         if rule.prefilter:
-            triggers = frozenset(self._phrase_atom(p) for p in rule.prefilter)
+            triggers = frozenset(self._phrase_atom(p) for p in rule.prefilter)  # as written: no {a|b}
         else:
             usable = [t for t in terms if t.atoms and not t.regexes]
             if not usable:
@@ -450,8 +499,25 @@ class _Context:
         self._term_cache: dict[int, list[_Hit]] = {}  # by id of a compiled term (they live as long as the matcher)
         self._word_index: dict[int, tuple[list[_Hit], dict[int, tuple[list[int], list[tuple[int, int, _Hit]]]]]] = {}
         self._unit_cache: dict[tuple[int, str], set[tuple[int, int]]] = {}
+        self._group_cache: dict[tuple[int, str], tuple[list[_Hit], dict[tuple[int, int], list[_Hit]]]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
+        # Hit positions per atom, so a term's hits come from its atoms that fired, not from a
+        # scan of every hit of the item for every term of every candidate rule.
+        self._by_atom: dict[int, list[int]] = defaultdict(list)
+        for i, h in enumerate(hits):
+            self._by_atom[h.atom].append(i)
+        self._fired: set[int] = set(self._by_atom)
+
+    def _atom_hits(self, atoms: frozenset[int]) -> list[_Hit]:
+        """The hits of ``atoms``, in the item's hit order (field, then position as scanned)."""
+        fired = [self._by_atom[a] for a in atoms & self._fired]
+        if not fired:
+            return []
+        hits = self.hits
+        if len(fired) == 1:
+            return [hits[i] for i in fired[0]]
+        return [hits[i] for i in sorted(i for positions in fired for i in positions)]
 
     @property
     def sides(self) -> frozenset[str]:
@@ -463,12 +529,12 @@ class _Context:
         if not term.regexes:
             cached = self._atom_cache.get(term.atoms)
             if cached is None:
-                cached = self._atom_cache[term.atoms] = [h for h in self.hits if h.atom in term.atoms]
+                cached = self._atom_cache[term.atoms] = self._atom_hits(term.atoms)
             return cached
         combined = self._term_cache.get(id(term))
         if combined is not None:
             return combined
-        out = [h for h in self.hits if h.atom in term.atoms] if term.atoms else []
+        out = self._atom_hits(term.atoms) if term.atoms else []
         for pattern in term.regexes:
             if pattern not in self._regex_cache:
                 found: list[_Hit] = []
@@ -498,6 +564,19 @@ class _Context:
         words, rows = index[1].get(field, ([], []))
         lo, hi = bisect_left(words, word - within), bisect_right(words, word + within)
         return [h for _, _, h in sorted(rows[lo:hi], key=lambda r: r[1])]
+
+    def _by_unit(self, hs: list[_Hit], within: str) -> dict[tuple[int, int], list[_Hit]]:
+        """The hits of ``hs`` grouped by sentence (or paragraph), once per hit list: the lists
+        are the per-term caches, shared by every candidate rule that has the term."""
+        key = (id(hs), within)
+        cached = self._group_cache.get(key)
+        if cached is not None and cached[0] is hs:
+            return cached[1]
+        units: dict[tuple[int, int], list[_Hit]] = defaultdict(list)
+        for h in hs:
+            units[self.unit(h, within)].append(h)
+        self._group_cache[key] = (hs, units)
+        return units
 
     def _units(self, term: _CTerm, within: str) -> set[tuple[int, int]]:
         """The sentences (or paragraphs) where ``term`` has a hit, computed once per term."""
@@ -586,12 +665,7 @@ class _Context:
                 else:
                     yield group
             return
-        per_term: list[dict[tuple[int, int], list[_Hit]]] = []
-        for hs in term_hits:
-            units: dict[tuple[int, int], list[_Hit]] = defaultdict(list)
-            for h in hs:
-                units[self.unit(h, within)].append(h)
-            per_term.append(units)
+        per_term = [self._by_unit(hs, within) for hs in term_hits]
         shared = set(per_term[0])
         for units in per_term[1:]:
             shared &= set(units)
