@@ -375,6 +375,8 @@ class Settings(BaseSettings):
         Only what needs no network: literal addresses and ``localhost``. Host names are checked
         again when each delivery connects (their addresses can change).
         """
+        if not any(sub.webhook is not None for sub in self.subscriptions):
+            return  # nothing to check: spare every command the HTTP stack's import
         from monitor.errors import BlockedAddressError, FetchError
         from monitor.net.guard import FetchPolicy, check_url
 

@@ -15,18 +15,17 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from monitor.errors import DatabaseError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_ONLY = "monitor_read_only"  # execution option: this connection only reads
@@ -125,6 +124,8 @@ def reader(engine: Engine) -> Engine:
 
 
 def _alembic_config(connection: sa.Connection) -> Config:
+    from alembic.config import Config  # Alembic loads only when migrations are read or run
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -143,6 +144,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                 connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
             try:
                 with connection.begin():
+                    from alembic import command
+
                     command.upgrade(_alembic_config(connection), revision)
             finally:
                 if sqlite:
@@ -156,14 +159,22 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def current_revision(engine: Engine) -> str | None:
     try:
         with reader(engine).connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            # Alembic's own bookkeeping table, read directly: reading commands need not load Alembic.
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return None
+            versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+            return versions[0] if versions else None
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"cannot reach the database {redact_url(engine.url)}: {exc.orig}") from exc
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config  # Alembic loads only when migrations are read or run
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(cfg).get_current_head()
 
 
