@@ -178,7 +178,8 @@ class WebhookConfig(_Strict):
     @field_validator("secret")
     @classmethod
     def _whsec_is_base64(cls, value: SecretStr | None) -> SecretStr | None:
-        text = value.get_secret_value() if value is not None else ""
+        # The value as written: an ``env:VAR`` reference is read (and checked) when a delivery needs it.
+        text = SecretStr.get_secret_value(value) if value is not None else ""
         if text.startswith("whsec_"):
             try:
                 if not base64.b64decode(text[len("whsec_"):], validate=True):
@@ -517,7 +518,9 @@ def _warn_about_plain_secrets(settings: Settings, source: str) -> None:
     """A webhook secret without the ``whsec_`` prefix works, but Standard Webhooks libraries cannot verify it."""
     for sub in settings.subscriptions:
         secret = sub.webhook.secret if sub.webhook is not None else None
-        if secret is not None and not secret.get_secret_value().startswith("whsec_"):
+        if secret is None or (secret.reference is not None and secret.reference not in os.environ):
+            continue  # an env: secret that is not set is reported when a delivery needs it, not on load
+        if not secret.get_secret_value().startswith("whsec_"):
             log.warning(
                 "%s: subscription %r: the webhook secret is not a whsec_ secret; monitor signs with its UTF-8 "
                 "bytes, which the Standard Webhooks libraries cannot verify (see docs/webhook-payload.md); "

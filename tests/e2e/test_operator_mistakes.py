@@ -128,7 +128,7 @@ def test_an_unusable_sqlite_path_is_one_line(tmp_path: Path) -> None:
 
 def test_a_database_url_monitor_cannot_use_is_one_line_without_its_password(tmp_path: Path) -> None:
     cli = Cli(write_config(tmp_path / "monitor.yaml"))
-    for url, shown in (("mysql://user:pw-s3cret@db/monitor", "mysql://user:***@db/monitor"),
+    for url, shown in (("mysql://user:pw-s3cret@db/monitor", "mysql://***@db/monitor"),
                        ("nonsense-pw-s3cret", "(no scheme://)")):
         result = cli("hits", check=False, env={"MONITOR_DATABASE_URL": url})
         assert result.returncode == 1
