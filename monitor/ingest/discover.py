@@ -12,7 +12,7 @@ from urllib.parse import urljoin
 
 FEED_TYPES = frozenset({
     "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
-    "application/json", "text/xml", "application/xml",
+    "application/json", "text/xml", "application/xml", "application/x-rss+xml",
 })
 
 
@@ -35,7 +35,7 @@ class _Links(HTMLParser):
             if href:
                 self.base = urljoin(self.base, href.strip())
             return
-        if tag != "link":
+        if tag not in ("link", "a"):
             return
         values = {k.lower(): (v or "") for k, v in attrs}
         rels = values.get("rel", "").lower().split()
@@ -47,9 +47,11 @@ class _Links(HTMLParser):
                 self.found.append(FoundFeed(url=url, title=values.get("title") or None, type=kind))
 
 
-def discover_feeds(html: bytes, *, url: str) -> list[FoundFeed]:
-    """The feeds a page links as alternates, in page order, as absolute http(s) URLs (duplicates once)."""
+def discover_feeds(html: str | bytes, *, url: str) -> list[FoundFeed]:
+    """The feeds a page links as alternates (``<link>`` or ``<a rel="alternate">``), in page order, as
+    absolute http(s) URLs (duplicates once). Used by ``feeds add`` and by the parse error for a page."""
     parser = _Links(url)
-    parser.feed(html.decode("utf-8", errors="replace"))  # lenient: odd markup never raises
+    text = html if isinstance(html, str) else html.decode("utf-8", errors="replace")
+    parser.feed(text)  # lenient: odd markup never raises
     parser.close()
     return parser.found

@@ -54,18 +54,18 @@ from xml.parsers import expat
 
 import feedparser
 import feedparser.api
-import lxml.html
 
 from monitor.domain import Entry, ParsedFeed
 from monitor.errors import ParseError
 from monitor.ingest.dates import feed_zone, guess_language, parse_date
 from monitor.ingest.decode import decode_document
+from monitor.ingest.discover import discover_feeds
 
 # Buffered character data (see monitor.ingest.saxreader): same text, a fraction of the calls.
 if "monitor.ingest.saxreader" not in feedparser.api.PREFERRED_XML_PARSERS:
     feedparser.api.PREFERRED_XML_PARSERS.insert(0, "monitor.ingest.saxreader")
 
-__all__ = ["MAX_ENTRIES", "discover_feed_links", "parse_date", "parse_feed"]
+__all__ = ["MAX_ENTRIES", "parse_date", "parse_feed"]
 
 MAX_ENTRIES = 500
 # Entries looked at in one document, and element nesting allowed. feedparser's cost grows with
@@ -75,10 +75,6 @@ MAX_RAW_ENTRIES = 4 * MAX_ENTRIES
 MAX_DEPTH = 256
 MAX_JSON_DEPTH = 64  # deeper JSON is read item by item (see _salvage_json_items)
 _JSON_TYPES = ("application/feed+json", "application/json", "text/json")
-_FEED_TYPES = frozenset({
-    "application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json",
-    "application/json", "application/xml", "text/xml", "application/x-rss+xml",
-})
 # The XML declaration, also after a leading comment or blank lines (ill-formed, but seen in real feeds).
 _XML_DECL = re.compile(r"^\s*(?:<!--(?:(?!-->).){0,2000}-->\s*){0,20}(<\?xml\b[^>]{0,500}?\?>)", re.DOTALL)
 _PROLOG_SKIP = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
@@ -287,7 +283,7 @@ def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: 
 
 def _not_a_feed(text: str, url: str) -> str:
     if _HTML_PAGE.search(text[:4096]):
-        links = discover_feed_links(text, url)
+        links = [found.url for found in discover_feeds(text, url=url)]
         if links:
             return (f"{url}: this is a web page, not a feed; it names its feed at {links[0]}: use that URL"
                     + (f" (other feeds it names: {', '.join(links[1:4])})" if len(links) > 1 else ""))
@@ -345,34 +341,6 @@ def _entry_date(raw: dict[str, Any], *, zone: tzinfo | None, language: str | Non
             if when is not None:
                 return when
     return None
-
-
-def discover_feed_links(page: str, base_url: str) -> list[str]:
-    """The feeds an HTML page names (``<link rel="alternate" type="application/rss+xml" href>``), absolute.
-
-    In the order the page lists them, without duplicates; only http(s) URLs.
-    """
-    try:
-        root = lxml.html.document_fromstring(page.encode("utf-8", "replace"),
-                                             parser=lxml.html.HTMLParser(encoding="utf-8", no_network=True))
-    except Exception:  # lxml raises several types on empty or odd documents; no links then
-        return []
-    base = base_url
-    for element in root.iter("base"):
-        href = element.get("href")
-        if href:
-            base = _absolute(href, base_url) or base_url
-            break
-    found: list[str] = []
-    for element in root.iter("link", "a"):
-        rel = (element.get("rel") or "").lower().split()
-        media = (element.get("type") or "").split(";", 1)[0].strip().lower()
-        if "alternate" not in rel or media not in _FEED_TYPES:
-            continue
-        link = _absolute(element.get("href"), base)
-        if link and link not in found:
-            found.append(link)
-    return found
 
 
 # --------------------------------------------------------------------------- JSON Feed

@@ -11,8 +11,9 @@ import pytest
 
 from monitor.domain import Entry
 from monitor.errors import ParseError
+from monitor.ingest.discover import discover_feeds
 from monitor.ingest.normalize import normalize_entries, normalize_entry
-from monitor.ingest.parse import MAX_DEPTH, MAX_RAW_ENTRIES, discover_feed_links, parse_feed
+from monitor.ingest.parse import MAX_DEPTH, MAX_RAW_ENTRIES, parse_feed
 from monitor.pipeline import prepare_feed
 
 URL = "https://feeds.example.org/x/feed.xml"
@@ -189,6 +190,10 @@ HTML_PAGE = """<!doctype html><html><head><title>News</title>
 <link rel="alternate" type="application/rss+xml" href="/rss.xml">
 <link rel="alternate" hreflang="de" href="/de/">
 </head><body><p>Hello</p></body></html>"""
+
+
+def discover_feed_links(page: str, base_url: str) -> list[str]:
+    return [found.url for found in discover_feeds(page, url=base_url)]
 
 
 def test_discover_feed_links_lists_the_feeds_a_page_names() -> None:
