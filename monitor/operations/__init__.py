@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -25,6 +25,9 @@ from monitor import store
 from monitor.db import current_revision, head_revision, redact_url
 from monitor.errors import DatabaseError
 from monitor.models import ApiToken, Delivery, Feed, Hit, Item, Operator, Unsubscribe, Worker
+
+if TYPE_CHECKING:
+    from monitor.net.guard import FetchPolicy
 
 MAX_PAGE = 200
 MIN_INDEXED_TERM = 3  # the trigram index finds terms of three characters or more; shorter ones are scanned for
@@ -248,14 +251,15 @@ def _like_escape(term: str) -> str:
 
 
 def add_feed(session: Session, url: str, *, name: str | None, now: datetime, interval: int,
-             alert_window: int, allow_private_networks: bool) -> Feed:
-    """Add a feed by URL (http(s) only, the network guard applies); an inactive known URL is re-enabled."""
+             alert_window: int, policy: FetchPolicy) -> Feed:
+    """Add a feed by URL (http(s) only; ``policy`` is the polling one, ``FetchPolicy.from_settings``,
+    so its network guard and allowances apply); an inactive known URL is re-enabled."""
     from monitor.errors import MonitorError
-    from monitor.ingest.fetch import FetchPolicy, check_url
+    from monitor.ingest.fetch import check_url
 
     url = url.strip()
     try:
-        check_url(url, FetchPolicy(allow_private_networks=allow_private_networks))
+        check_url(url, policy)
     except MonitorError as exc:
         raise OperationError(f"{url}: {exc}") from None
     existing = session.exec(select(Feed).where(col(Feed.url) == url)).first()

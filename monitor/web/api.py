@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from monitor import operations
 from monitor.db import session_scope
 from monitor.models import ApiToken, Delivery, Feed
+from monitor.net.guard import FetchPolicy
 
 
 class Problem(BaseModel):
@@ -319,7 +320,7 @@ def add_feed(request: Request, _token: Writer, body: FeedIn) -> FeedOut:
         with _write(request) as session:
             feed = operations.add_feed(session, body.url, name=body.name, now=_now(),
                                        interval=settings.poll_interval, alert_window=settings.new_feed_alert_window,
-                                       allow_private_networks=settings.allow_private_networks)
+                                       policy=FetchPolicy.from_settings(settings, allow_file_urls=False))
             return _feed_out(feed)
     except operations.OperationError as exc:
         raise _refuse(exc) from None

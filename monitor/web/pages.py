@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from monitor import operations, store
 from monitor.db import session_scope
+from monitor.net.guard import FetchPolicy
 from monitor.web.security import SESSION_COOKIE, Session, csrf_ok
 
 router = APIRouter(include_in_schema=False)
@@ -201,7 +202,7 @@ def feeds_add(request: Request, url: Annotated[str, Form(max_length=2048)] = "",
         with session_scope(web.engine) as db:
             operations.add_feed(db, url, name=name or None, now=_now(), interval=settings.poll_interval,
                                 alert_window=settings.new_feed_alert_window,
-                                allow_private_networks=settings.allow_private_networks)
+                                policy=FetchPolicy.from_settings(settings, allow_file_urls=False))
     except operations.OperationError as exc:
         now = _now()
         with session_scope(web.engine) as db:
