@@ -11,7 +11,9 @@ long its transaction. The schema is created and upgraded by Alembic
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -168,7 +170,46 @@ def current_revision(engine: Engine) -> str | None:
         raise DatabaseError(f"cannot reach the database {redact_url(engine.url)}: {exc.orig}") from exc
 
 
+_REVISION = re.compile(r"^revision(?:\s*:\s*str)?\s*=\s*(.+?)\s*$", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=]*)?\s*=\s*(.+?)\s*$", re.MULTILINE)
+
+
 def head_revision() -> str | None:
+    """The revision the code needs: the one migration no other migration follows.
+
+    Read from the ``revision`` and ``down_revision`` lines of the migration files, so ``monitor status``
+    (run every few seconds by health checks) does not load Alembic to learn one string. When the files
+    do not form one line of migrations that way (a merge of branches, a header written differently),
+    Alembic reads them.
+    """
+    heads = _heads_from_files()
+    if heads is not None and len(heads) == 1:
+        return heads.pop()
+    return alembic_head_revision()
+
+
+def _heads_from_files() -> set[str] | None:
+    revisions: set[str] = set()
+    followed: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.findall(text), _DOWN_REVISION.findall(text)
+        if len(revision) != 1 or len(down) != 1:
+            return None
+        try:
+            name, before = ast.literal_eval(revision[0]), ast.literal_eval(down[0])
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(name, str) or not (before is None or isinstance(before, str)):
+            return None
+        revisions.add(name)
+        if before is not None:
+            followed.add(before)
+    return revisions - followed
+
+
+def alembic_head_revision() -> str | None:
+    """The head revision as Alembic reads it from the migration scripts."""
     from alembic.config import Config  # Alembic loads only when migrations are read or run
 
     cfg = Config()

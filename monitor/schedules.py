@@ -3,16 +3,24 @@
 ``immediate``, ``hourly``, ``daily HH:MM [TZ]``, ``weekly DAY HH:MM [TZ]`` or a
 five-field cron expression. Next fire times come from APScheduler's
 ``CronTrigger``, which handles DST changes; the time is always a parameter.
+
+Loading the config checks every subscription's schedule, and commands that only read (``hits``,
+``status``) load the config: ``hourly``, ``daily`` and ``weekly`` are checked here without APScheduler,
+whose trigger is built when a due time is first asked for. A cron expression is checked by
+APScheduler itself, so its messages stay those of the cron parser.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 _DAYS = {"mon": "mon", "tue": "tue", "wed": "wed", "thu": "thu", "fri": "fri", "sat": "sat", "sun": "sun"}
 _DAILY = re.compile(r"^daily\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?$", re.IGNORECASE)
@@ -30,7 +38,17 @@ def load_zone(name: str) -> tzinfo:
 class Schedule:
     text: str
     immediate: bool
-    trigger: CronTrigger | None
+    # The ``CronTrigger`` fields (hour=..., timezone=...), or a trigger already built (a cron expression).
+    cron: dict[str, Any] | CronTrigger | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def trigger(self) -> CronTrigger | None:
+        """APScheduler's trigger, built on first use (``None`` when immediate)."""
+        if self.cron is None or not isinstance(self.cron, dict):
+            return self.cron
+        from apscheduler.triggers.cron import CronTrigger
+
+        return CronTrigger(**self.cron)
 
     def next_due(self, after: datetime) -> datetime | None:
         """The first due time strictly after ``after`` (UTC-aware in, aware out); None when immediate."""
@@ -48,19 +66,21 @@ def parse_schedule(text: str, default_zone: str = "UTC") -> Schedule:
     if lowered == "immediate":
         return Schedule(spec, True, None)
     if lowered == "hourly":
-        return Schedule(spec, False, CronTrigger(minute=0, timezone=load_zone(default_zone)))
+        return Schedule(spec, False, {"minute": 0, "timezone": load_zone(default_zone)})
     if match := _DAILY.match(spec):
         hour, minute = _clock(match.group(1), match.group(2))
         zone = load_zone(match.group(3) or default_zone)
-        return Schedule(spec, False, CronTrigger(hour=hour, minute=minute, timezone=zone))
+        return Schedule(spec, False, {"hour": hour, "minute": minute, "timezone": zone})
     if match := _WEEKLY.match(spec):
         day = match.group(1).lower()[:3]
         if day not in _DAYS:
             raise ValueError(f"{match.group(1)!r} is not a day of the week")
         hour, minute = _clock(match.group(2), match.group(3))
         zone = load_zone(match.group(4) or default_zone)
-        return Schedule(spec, False, CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=zone))
+        return Schedule(spec, False, {"day_of_week": day, "hour": hour, "minute": minute, "timezone": zone})
     if len(spec.split()) == 5:
+        from apscheduler.triggers.cron import CronTrigger
+
         try:
             return Schedule(spec, False, CronTrigger.from_crontab(spec, timezone=load_zone(default_zone)))
         except ValueError as exc:

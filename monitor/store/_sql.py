@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
 
 
 def _insert(session: Session, table: Any) -> Any:
+    from sqlalchemy.dialects import postgresql, sqlite  # loaded by the first write, not by reading commands
+
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
