@@ -65,7 +65,7 @@ def backtest_draft(request: Request, draft: Annotated[str, Form(max_length=watch
         _backtests.release()
     overview = watchlists.watchlists_overview(web.settings.watchlists_dir)
     found = next((w for w in overview.watchlists if w.name == replaces), None) if replaces else None
-    code = 200 if result.valid else 400
+    code = 200  # an invalid draft is an answer (its problems, with lines), not a failed request
     if found is not None:
         return _page(request, "watchlist.html", session, code, watchlist=found, draft=draft,
                      since=start.date().isoformat() if start else "", result=result, **_LIMITS,
