@@ -36,6 +36,7 @@ class SubscriptionView:
     more_than: bool  # True when there are at least ``pending`` (the planner's cap per message run)
     unsubscribed: list[str] = field(default_factory=list)
     min_score: float = 0.0
+    overdue: bool = False  # the due time has passed: the next delivery cycle sends it
 
 
 def channel_of(settings: Settings, cfg: SubscriptionConfig) -> tuple[str, list[str]]:
@@ -100,7 +101,8 @@ def subscriptions_overview(session: Any, settings: Settings, *, now: datetime) -
             name=cfg.name, channel=channel, recipients=recipients, watchlists=list(cfg.watchlists),
             schedule=cfg.schedule, timezone=cfg.timezone, quiet_hours=cfg.quiet_hours, next_digest=due,
             pending=pending, more_than=pending >= MAX_HITS_PER_PLAN,
-            unsubscribed=sorted(store.unsubscribed_addresses(session, cfg.name)), min_score=cfg.min_score))
+            unsubscribed=sorted(store.unsubscribed_addresses(session, cfg.name)), min_score=cfg.min_score,
+            overdue=due is not None and due <= now))
     return views
 
 

@@ -135,7 +135,7 @@ def test_an_operator_imports_an_opml_file_and_reads_the_anniversaries(page: Any,
     page.get_by_role("button", name="Import").click()
     page.wait_for_load_state()
     status = page.locator(".import").inner_text()
-    assert "Imported 1 feeds; 0 already present, 1 refused" in status
+    assert "Imported 1 feed; 0 already present, 1 refused" in status
     assert "http://127.0.0.1/feed" in status
     assert page.get_by_text("https://kcna.example.org/rss").count() >= 1
     shot(page, "feeds-import")
