@@ -140,3 +140,22 @@ events:
         assert f"Week of {monday.day} {monday.strftime('%B %Y')}" in text
         assert "<code>test_ties</code>" in text and f'datetime="{soon.isoformat()}"' in text
         assert 'href="/watchlists/anniversaries"' in text
+
+
+def test_a_capped_backtest_says_where_it_stopped_and_counts_only_what_it_read(web: Web) -> None:
+    from monitor.db import read_scope
+    from monitor.operations.watchlists import backtest_draft
+
+    web.seed([Story(title=f"Kim Jong Un arrives in Beijing for talks, day {n}") for n in range(5)])
+    draft = _NEW_DRAFT.replace("name: my_draft", "name: delegation_visits")
+    with read_scope(web.engine) as session:
+        capped = backtest_draft(session, web.settings.watchlists_dir, draft, replaces="delegation_visits",
+                                since=None, max_items=2)
+        timed = backtest_draft(session, web.settings.watchlists_dir, draft, replaces="delegation_visits",
+                               since=None, seconds=0.0)
+    assert capped.report is not None and capped.report.scanned == 2
+    assert capped.stopped == "stopped after 2 items (the cap for one request)"
+    # The three stored hits it did not read are not counted as "no longer matching".
+    assert len(capped.report.stored) == 2 and capped.report.gone == []
+    assert timed.report is not None and timed.report.scanned == 0 and timed.stopped is not None
+    assert "time budget" in timed.stopped
