@@ -148,18 +148,17 @@ def backtest_draft(session: Any, folder: Path, draft: str, *, replaces: str | No
             shutil.copytree(folder, work, ignore=shutil.ignore_patterns("*.xml", ".*"))
         else:
             work.mkdir()
-        target = work / "draft.yaml"
-        if replaces:
-            live = next((w for w in load_watchlists(work).watchlists if w.name == replaces), None)
-            if live is not None:
-                target = Path(live.path)
-        else:
+        live = next((w for w in load_watchlists(work).watchlists if w.name == replaces), None) if replaces else None
+        if live is not None:
+            target = Path(live.path)
+        else:  # a new file, beside (never over) the live ones
+            target = work / "draft.yaml"
             while target.exists():
                 target = target.with_name("_" + target.name)
         target.write_text(draft, encoding="utf-8")
         result = load_watchlists(work)
         own = [e for e in result.errors if e.path == str(target)]
-        shown = f"draft ({replaces}.yaml)" if replaces else "draft"
+        shown = f"draft ({target.name})" if live is not None else "draft"
         if own:
             return DraftBacktest(problems=[_relative(str(e), target, shown) for e in own], since=since)
         mine = next((w for w in result.watchlists if w.path == str(target)), None)
