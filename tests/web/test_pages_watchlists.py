@@ -159,3 +159,10 @@ def test_a_capped_backtest_says_where_it_stopped_and_counts_only_what_it_read(we
     assert len(capped.report.stored) == 2 and capped.report.gone == []
     assert timed.report is not None and timed.report.scanned == 0 and timed.stopped is not None
     assert "time budget" in timed.stopped
+
+
+def test_ordinals_read_as_english() -> None:
+    from monitor.operations.calendar import ordinal
+
+    assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 73, 100, 101, 111, 112)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "73rd", "100th", "101st", "111th", "112th"]
