@@ -78,9 +78,9 @@ def feeds_import(
     file: Annotated[Path, typer.Argument(help="An OPML file.")],
 ) -> None:
     """Add the feeds of an OPML file (titles and categories kept); URLs already known are skipped."""
-    from monitor import store
     from monitor.db import session_scope
-    from monitor.ingest.fetch import FetchPolicy, check_url
+    from monitor.ingest.fetch import FetchPolicy
+    from monitor.operations.opml_import import import_opml
     from monitor.opml import read_opml
 
     try:
@@ -88,30 +88,23 @@ def feeds_import(
     except OSError as exc:
         fail(f"{file}: cannot read: {exc.strerror}", 2)
     try:
-        document = read_opml(data, source=str(file))
+        read_opml(data, source=str(file))  # a broken file is refused before the database is opened
     except ConfigError as exc:
         fail(str(exc), 2)
     ctx = open_context(now=utcnow())
     # Imported URLs are user input: only http(s), checked by the same guard (and allowances) as polling.
     policy = FetchPolicy.from_settings(ctx.settings, allow_file_urls=False)
-    accepted: list[tuple[str, str | None, str | None]] = []
-    refused = [f"{url}: {reason}" for url, reason in document.refused]
-    for feed in document.feeds:
-        try:
-            check_url(feed.url, policy)
-        except MonitorError as exc:
-            refused.append(str(exc))  # names the URL, redacted
-            continue
-        accepted.append((feed.url, feed.title, feed.category))
     with session_scope(ctx.engine) as session:
-        added = store.add_imported_feeds(session, accepted, now=utcnow(), interval=ctx.settings.poll_interval,
-                                         alert_window=ctx.settings.new_feed_alert_window)
+        outcome = import_opml(session, data, source=str(file), policy=policy, now=utcnow(),
+                              interval=ctx.settings.poll_interval, alert_window=ctx.settings.new_feed_alert_window)
+    refused = outcome.refused
     if refused:
         typer.echo(f"monitor: {file}: refused {len(refused)} "
                    f"{'entry' if len(refused) == 1 else 'entries'}:", err=True)
     for line in refused:
         typer.echo(f"  refused {line}", err=True)
-    typer.echo(f"imported {added} feeds ({len(accepted) - added} already known, {len(refused)} refused) from {file}")
+    typer.echo(f"imported {len(outcome.added)} feeds ({len(outcome.present)} already known, {len(refused)} refused) "
+               f"from {file}")
 
 
 @feeds_app.command("export")

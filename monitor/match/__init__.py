@@ -7,7 +7,7 @@ only I/O is reading the watchlist folder; the reference date is always a paramet
 """
 
 from monitor.match.anniversaries import Calendar, CalendarEvent, upcoming
-from monitor.match.engine import Matcher, explain, normalise, run_examples
+from monitor.match.engine import Matcher, example_outcomes, explain, normalise, run_examples
 from monitor.match.watchlist import Actor, LoadResult, Watchlist, load_watchlists
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "LoadResult",
     "Matcher",
     "Watchlist",
+    "example_outcomes",
     "explain",
     "load_watchlists",
     "normalise",

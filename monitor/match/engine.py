@@ -28,7 +28,7 @@ import ahocorasick
 from monitor.domain import Document, Match
 from monitor.match.anniversaries import CalendarEvent, Ordinal, Resolution, find_ordinals, resolve
 from monitor.match.regex import compile_regex
-from monitor.match.watchlist import FIELDS, Actor, LoadResult, Rule, Term, Watchlist, expand_alias
+from monitor.match.watchlist import FIELDS, Actor, Example, LoadResult, Rule, Term, Watchlist, expand_alias
 
 # ---------------------------------------------------------------------------------------------
 # Normalisation
@@ -781,18 +781,26 @@ def _alias_variants(alias: str, *, person: bool) -> list[str]:
 # Examples and explanations
 
 
-def run_examples(result: LoadResult, matcher: Matcher) -> list[str]:
-    """Run every watchlist's embedded examples; one message per failure, [] when all pass."""
-    failures: list[str] = []
+def example_outcomes(result: LoadResult, matcher: Matcher) -> list[tuple[Watchlist, Example, bool]]:
+    """Every watchlist's embedded examples with whether each behaves as written (matches, or does not)."""
+    outcomes: list[tuple[Watchlist, Example, bool]] = []
     for watchlist in result.watchlists:
         for example in watchlist.examples:
             on = date.fromisoformat(example.on) if example.on else None
             doc = Document(title=example.title, summary=example.summary, content=example.content)
             names = {m.watchlist for m in matcher.match(doc, on=on)}
-            if (watchlist.name in names) != example.expect:
-                verb = "should match but did not" if example.expect else "should not match but did"
-                failures.append(f"{watchlist.path}:{example.line}: watchlist {watchlist.name!r}: example "
-                                f"{example.title[:80]!r} {verb}")
+            outcomes.append((watchlist, example, (watchlist.name in names) == example.expect))
+    return outcomes
+
+
+def run_examples(result: LoadResult, matcher: Matcher) -> list[str]:
+    """Run every watchlist's embedded examples; one message per failure, [] when all pass."""
+    failures: list[str] = []
+    for watchlist, example, passed in example_outcomes(result, matcher):
+        if not passed:
+            verb = "should match but did not" if example.expect else "should not match but did"
+            failures.append(f"{watchlist.path}:{example.line}: watchlist {watchlist.name!r}: example "
+                            f"{example.title[:80]!r} {verb}")
     return failures
 
 

@@ -6,6 +6,7 @@ Shared by ``monitor watchlists backtest`` and any page that shows the same repor
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,13 +58,21 @@ class BacktestReport:
 
 
 def backtest(session: Any, matcher: Any, name: str, version: str, *, since: datetime | None,
-             samples: int) -> BacktestReport:
-    """Match every stored item fetched since ``since`` against ``name`` (one streaming pass)."""
+             samples: int, stop: Callable[[int], bool] | None = None) -> BacktestReport:
+    """Match every stored item fetched since ``since`` against ``name`` (one streaming pass).
+
+    ``stop(scanned)``, asked before each item, ends the pass early (a web request's caps); the report then
+    covers the items scanned so far.
+    """
     from monitor.match import explain as explain_match
 
     report = BacktestReport(name=name, version=version)
     report.stored = store.stored_hit_items(session, name, since=since)
     for item in store.iter_items(session, since=since):
+        if stop is not None and stop(report.scanned):
+            # Items are read in id order: stored hits past the last one read were not tried, so are no change.
+            report.stored = {k: v for k, v in report.stored.items() if k < item.id}
+            break
         report.scanned += 1
         doc = Document(title=item.title, summary=item.summary, content=item.content, published=item.published_at)
         when = item.published_at or item.fetched_at

@@ -104,7 +104,7 @@ def read_engine(engine: Engine) -> Engine:
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application for one database; ``monitor web`` serves it with uvicorn."""
-    from monitor.web import api, pages
+    from monitor.web import api, pages, pages_subscriptions, pages_watchlists
 
     if settings.web_secret is not None and settings.web_secret.get_secret_value():
         secret = settings.web_secret.get_secret_value().encode()
@@ -130,6 +130,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(pages_watchlists.router)
+    app.include_router(pages_subscriptions.router)
     _operations_routes(app, state)
     _error_pages(app, state)
     _subscriber_routes(app, state)

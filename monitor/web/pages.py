@@ -1,4 +1,6 @@
-"""Operator pages: log in, recent hits, search, feeds, deliveries. Server-rendered, no scripts.
+"""Operator pages: log in, recent hits, search, feeds (with OPML import), deliveries. Server-rendered, no scripts.
+
+Watchlists, anniversaries and subscriptions have their own modules (``pages_watchlists``, ``pages_subscriptions``).
 
 Every form carries the session's CSRF token; every POST checks it before doing anything.
 """
@@ -189,7 +191,7 @@ def feeds_page(request: Request) -> Response:
     with session_scope(web.reads) as db:
         feeds = store.list_feeds(db)
     rows = [(f, store.feed_problem(f, now=now, failing_for=web.settings.source_problem_after)) for f in feeds]
-    return _page(request, "feeds.html", session, rows=rows, error=None, url="", name="")
+    return _page(request, "feeds.html", session, rows=rows, error=None, url="", name="", imported=None)
 
 
 @router.post("/feeds", response_class=HTMLResponse)
@@ -208,8 +210,61 @@ def feeds_add(request: Request, url: Annotated[str, Form(max_length=2048)] = "",
         with session_scope(web.engine) as db:
             feeds = store.list_feeds(db)
         rows = [(f, store.feed_problem(f, now=now, failing_for=settings.source_problem_after)) for f in feeds]
-        return _page(request, "feeds.html", session, 400, rows=rows, error=str(exc), url=url, name=name)
+        return _page(request, "feeds.html", session, 400, rows=rows, error=str(exc), url=url, name=name,
+                     imported=None)
     return RedirectResponse("/feeds?done=feed-added", status_code=303)
+
+
+@router.post("/feeds/import", response_class=HTMLResponse)
+async def feeds_import(request: Request) -> Response:
+    """Add the feeds of an uploaded OPML file, as ``monitor feeds import`` does; show what happened to each.
+
+    The size is checked on the request's length before the body is read, so a large upload costs nothing.
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    from monitor.errors import ConfigError
+    from monitor.operations.opml_import import MAX_OPML_BYTES
+
+    _operator(request)
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise HTTPException(411, "send the file as a form upload (with a Content-Length)")
+    if int(length) > MAX_OPML_BYTES + 16 * 1024:
+        raise HTTPException(413, f"the OPML file is larger than {MAX_OPML_BYTES // 1024 // 1024} MB")
+    async with request.form(max_files=1, max_fields=4) as form:
+        session = _checked(request, str(form.get("csrf") or ""))
+        upload = form.get("file")
+        data = await upload.read(MAX_OPML_BYTES + 1) if upload is not None and not isinstance(upload, str) else b""
+        filename = (upload.filename or "upload.opml")[:100] if upload is not None and not isinstance(upload, str) \
+            else "upload.opml"
+    error, outcome = None, None
+    if not data:
+        error = "choose an OPML file to import"
+    elif len(data) > MAX_OPML_BYTES:
+        error = f"the OPML file is larger than {MAX_OPML_BYTES // 1024 // 1024} MB"
+    else:
+        try:
+            outcome = await run_in_threadpool(_import, request, data, filename)
+        except ConfigError as exc:
+            error = str(exc)
+    web = _web(request)
+    now = _now()
+    with session_scope(web.reads) as db:
+        feeds = store.list_feeds(db)
+    rows = [(f, store.feed_problem(f, now=now, failing_for=web.settings.source_problem_after)) for f in feeds]
+    return _page(request, "feeds.html", session, 400 if error else 200, rows=rows, error=error, url="", name="",
+                 imported=outcome)
+
+
+def _import(request: Request, data: bytes, filename: str) -> Any:
+    from monitor.operations.opml_import import import_opml
+
+    web = _web(request)
+    settings = web.settings
+    with session_scope(web.engine) as db:
+        return import_opml(db, data, source=filename, policy=FetchPolicy.from_settings(settings, allow_file_urls=False),
+                           now=_now(), interval=settings.poll_interval, alert_window=settings.new_feed_alert_window)
 
 
 @router.post("/feeds/{feed_id}/{action}")

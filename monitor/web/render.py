@@ -78,7 +78,6 @@ def evidence_note(ev: dict[str, Any]) -> str:
 
 
 def _ordinal(n: Any) -> str:
-    if not isinstance(n, int):
-        return str(n)
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
+    from monitor.operations.calendar import ordinal
+
+    return ordinal(n) if isinstance(n, int) else str(n)

@@ -1,0 +1,40 @@
+"""A ``monitor web`` server with settings of the test's choosing (subscriptions, a watchlist folder)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from monitor.db import make_engine
+from tests.web.conftest import ROOT, Web, serve, web_settings
+
+
+@contextmanager
+def custom_web(db_url: str, **values: Any) -> Iterator[Web]:
+    """Like the ``web`` fixture, with ``values`` overriding the settings."""
+    from monitor.web.app import create_app
+
+    settings = web_settings(db_url, **values)
+    engine = make_engine(db_url)
+    server, thread, url = serve(create_app(settings, engine))
+    state = Web(url=url, engine=engine, settings=settings)
+    try:
+        yield state
+    finally:
+        for client in state.clients:
+            client.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+        engine.dispose()
+
+
+def watchlist_folder(tmp_path: Path, *extra: tuple[str, str]) -> Path:
+    """A copy of the seeded watchlist folder with ``(file name, text)`` files added or replaced."""
+    folder = tmp_path / "watchlists"
+    shutil.copytree(ROOT / "watchlists", folder, ignore=shutil.ignore_patterns("*.xml"))
+    for name, text in extra:
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
