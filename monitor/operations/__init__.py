@@ -47,6 +47,8 @@ class HitFilter:
     since: datetime | None = None  # when the hit was recorded
     until: datetime | None = None
     lang: str | None = None
+    watchlists: tuple[str, ...] = ()  # any of these (a subscription's lists)
+    min_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,10 @@ def hits_page(session: Session, filters: HitFilter, *, before: int | None = None
         query = query.where(col(Hit.id) < before)
     if filters.watchlist:
         query = query.where(col(Hit.watchlist) == filters.watchlist)
+    if filters.watchlists:
+        query = query.where(col(Hit.watchlist).in_(list(filters.watchlists)))
+    if filters.min_score is not None:
+        query = query.where(col(Hit.score) >= filters.min_score)
     if filters.feed:
         query = query.where(_feed_condition(filters.feed))
     if filters.since:
@@ -435,6 +441,10 @@ def check_operator_password(session: Session, name: str, password: str) -> bool:
     except (VerificationError, InvalidHashError):
         return False
     return known
+
+
+def operator_exists(session: Session, name: str) -> bool:
+    return bool(name) and len(name) <= 64 and session.get(Operator, name) is not None
 
 
 def has_operators(session: Session) -> bool:

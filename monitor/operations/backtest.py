@@ -57,13 +57,19 @@ class BacktestReport:
 
 
 def backtest(session: Any, matcher: Any, name: str, version: str, *, since: datetime | None,
-             samples: int) -> BacktestReport:
-    """Match every stored item fetched since ``since`` against ``name`` (one streaming pass)."""
+             samples: int, newest: int | None = None) -> BacktestReport:
+    """Match every stored item fetched since ``since`` against ``name`` (one streaming pass).
+
+    ``newest`` bounds the work to the newest that many items (the web API's cap); the comparison with
+    stored hits then covers the same items only.
+    """
     from monitor.match import explain as explain_match
 
     report = BacktestReport(name=name, version=version)
-    report.stored = store.stored_hit_items(session, name, since=since)
-    for item in store.iter_items(session, since=since):
+    after_id = store.nth_newest_item_id(session, newest) if newest is not None else 0
+    report.stored = {item_id: version for item_id, version in store.stored_hit_items(session, name, since=since).items()
+                     if item_id > after_id}
+    for item in store.iter_items(session, since=since, after_id=after_id):
         report.scanned += 1
         doc = Document(title=item.title, summary=item.summary, content=item.content, published=item.published_at)
         when = item.published_at or item.fetched_at

@@ -35,6 +35,7 @@ from monitor.store.feeds import (
     set_feed_paused,
 )
 from monitor.store.hits import (
+    count_undelivered_hits,
     insert_hits,
     insert_hits_reporting,
     known_hit_watchlists,
@@ -49,6 +50,7 @@ from monitor.store.items import (
     items_to_rematch,
     iter_items,
     known_fingerprints,
+    nth_newest_item_id,
 )
 from monitor.store.match_sets import ensure_match_set, mark_matched, match_set_key, match_sets
 from monitor.store.outbox import (
@@ -95,6 +97,7 @@ __all__ = [
     "claim_due_deliveries",
     "claim_due_feeds",
     "claim_subscription",
+    "count_undelivered_hits",
     "enqueue_delivery",
     "ensure_match_set",
     "feed_problem",
@@ -117,6 +120,7 @@ __all__ = [
     "mark_matched",
     "match_set_key",
     "match_sets",
+    "nth_newest_item_id",
     "problem_feeds",
     "prune",
     "prune_story_keys",

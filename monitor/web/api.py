@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -381,17 +383,25 @@ def list_watchlists(request: Request, _token: Reader) -> Validation:
 @router.post("/api/v1/watchlists/validate", response_model=Validation, tags=["watchlists"])
 def validate_watchlist(request: Request, _token: Reader, draft: WatchlistDraft) -> Validation:
     """Check a draft watchlist beside the configured ones (nothing is saved)."""
-    folder = _state(request).settings.watchlists_dir
+    with draft_folder(_state(request).settings.watchlists_dir, draft.name, draft.yaml) as work:
+        result = _validate(work)
+    return Validation(valid=result.valid, watchlists=result.watchlists,
+                      problems=[p.replace(str(work), "watchlists") for p in result.problems])
+
+
+@contextmanager
+def draft_folder(folder: Path, name: str | None, text: str) -> Iterator[Path]:
+    """A temporary copy of the watchlist folder with ``name``.yaml replaced by ``text`` (None: a plain copy),
+    so a draft is read beside the actors and calendar it refers to; the live folder is never written."""
     with tempfile.TemporaryDirectory(prefix="monitor-draft-") as tmp:
         work = Path(tmp) / "watchlists"
         if folder.is_dir():
             shutil.copytree(folder, work)
         else:
             work.mkdir()
-        (work / f"{draft.name}.yaml").write_text(draft.yaml, encoding="utf-8")
-        result = _validate(work)
-    return Validation(valid=result.valid, watchlists=result.watchlists,
-                      problems=[p.replace(str(work), "watchlists") for p in result.problems])
+        if name is not None:
+            (work / f"{name}.yaml").write_text(text, encoding="utf-8")
+        yield work
 
 
 def _validate(folder: Path) -> Validation:
