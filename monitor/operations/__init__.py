@@ -139,12 +139,14 @@ def _also_reported_by(session: Session, items: Sequence[tuple[int | None, int | 
     if not stories:
         return {}
     members: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    rows = session.execute(
-        sa.select(Item.id, Item.story_id, Feed.name, Feed.url)  # type: ignore[call-overload]
-        .join(Feed, col(Feed.id) == col(Item.feed_id))
-        .where(col(Item.story_id).in_(sorted(stories)))
-        .order_by(col(Item.id)).limit(len(stories) * per_story * 2)
-    )
+    # The first reports of each story, ranked within the story: the story_id index serves it. (A plain
+    # ORDER BY items.id LIMIT lets PostgreSQL walk the primary key through the whole archive instead.)
+    rank = sa.func.row_number().over(partition_by=col(Item.story_id), order_by=col(Item.id)).label("rank")
+    ranked = (sa.select(Item.id, Item.story_id, Feed.name, Feed.url, rank)  # type: ignore[call-overload]
+              .join(Feed, col(Feed.id) == col(Item.feed_id))
+              .where(col(Item.story_id).in_(sorted(stories))).subquery())
+    rows = session.execute(sa.select(ranked.c.id, ranked.c.story_id, ranked.c.name, ranked.c.url)
+                           .where(ranked.c.rank <= per_story * 2).order_by(ranked.c.id))
     for item_id, story_id, name, url in rows:
         members[story_id].append((item_id, name or url))
     out: dict[int, list[str]] = {}
