@@ -10,7 +10,7 @@ import base64
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -87,24 +87,39 @@ def _bearer(request: Request) -> str | None:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def reader(request: Request, credentials: Credentials) -> ApiToken:
-    return _token(request, credentials.credentials if credentials else None)
+def reader(request: Request, credentials: Credentials) -> Iterator[ApiToken]:
+    """The caller's token. The read transaction that checked it stays open for the call (:func:`_db` hands
+    it out), so a call costs one connection checkout and one transaction, not two."""
+    presented = credentials.credentials if credentials else None
+    if not presented:
+        _token(request, presented)  # raises the 401
+    with session_scope(_state(request).reads) as session:
+        row = operations.check_api_token(session, presented or "")
+        if row is None:
+            raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        request.state.read_session = session
+        try:
+            yield row
+        finally:
+            request.state.read_session = None
 
 
-def writer(request: Request, credentials: Credentials) -> ApiToken:
-    token = reader(request, credentials)
+Reader = Annotated[ApiToken, Depends(reader)]
+
+
+def writer(token: Reader) -> ApiToken:
     if token.read_only:
         raise HTTPException(403, f"token {token.name!r} is read-only")
     return token
 
 
-Reader = Annotated[ApiToken, Depends(reader)]
 Writer = Annotated[ApiToken, Depends(writer)]
 
 
 def _db(request: Request) -> Any:
-    """A session for reading."""
-    return session_scope(_state(request).reads)
+    """A session for reading: the one the token was checked in, when there is one."""
+    session = getattr(request.state, "read_session", None)
+    return nullcontext(session) if session is not None else session_scope(_state(request).reads)
 
 
 def _write(request: Request) -> Any:

@@ -75,8 +75,10 @@ class _Headers(BaseHTTPMiddleware):
 
 
 def _templates() -> Environment:
+    # auto_reload off: the templates ship with the package, and checking each one's mtime costs a stat() per
+    # {% include %} (fifty on a page of hits).
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "xml"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters["highlight"] = highlight
     env.filters["evidence_note"] = evidence_note
     env.filters["safe_href"] = safe_href
