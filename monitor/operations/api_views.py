@@ -82,7 +82,8 @@ def stories_page(session: Session, *, before: int | None = None, limit: int = 50
 
 
 def get_story(session: Session, story_id: int) -> StoryView:
-    """One story with up to REPORTS_IN_DETAIL of its reports; a story of an item that joined another is that other."""
+    """One story with up to REPORTS_IN_DETAIL of its reports. An item that joined another story is not a story
+    of its own: it is refused, and listed under that story."""
     row = session.execute(_leads().where(col(Item.id) == story_id)).first()
     if row is None:
         raise OperationError(f"no story with id {story_id}")
