@@ -1,4 +1,4 @@
-"""More of the JSON API under /api/v1: stories, backtests of watchlists, subscriptions.
+"""More of the JSON API under /api/v1: stories and subscriptions.
 
 Same rules as :mod:`monitor.web.api`: a Bearer token on every call, unknown query parameters refused,
 keyset cursors, ``{"detail": …}`` errors.
@@ -6,8 +6,6 @@ keyset cursors, ``{"detail": …}`` errors.
 
 from __future__ import annotations
 
-import threading
-from contextlib import nullcontext
 from datetime import datetime
 from typing import Annotated
 
@@ -25,7 +23,6 @@ from monitor.web.api import (
     _now,
     _state,
     decode_cursor,
-    draft_folder,
     encode_cursor,
 )
 
@@ -91,89 +88,6 @@ def get_story(request: Request, _token: Reader, story_id: RowId) -> StoryOut:
             return _story_out(api_views.get_story(session, story_id))
     except operations.OperationError as exc:
         raise HTTPException(404, str(exc)) from None
-
-
-# --- backtests ----------------------------------------------------------------------------------
-
-MAX_BACKTEST_BODY = 256 * 1024
-_backtests = threading.BoundedSemaphore(1)  # matching is CPU work: one backtest at a time per process
-
-
-class BacktestIn(BaseModel):
-    yaml: str | None = Field(default=None, max_length=200_000,
-                             description="A draft of this watchlist; omitted: the list as it is in the folder.")
-    since: datetime | None = Field(default=None, description="Only items fetched at or after this time.")
-    max_items: int = Field(default=20_000, ge=1, le=100_000, description="Scan at most the newest this many items.")
-    samples: int = Field(default=5, ge=0, le=50)
-
-
-class BacktestSample(BaseModel):
-    title: str
-    link: str | None
-    explanation: str
-
-
-class BacktestOut(BaseModel):
-    watchlist: str
-    version: str
-    draft: bool = Field(description="True when the body's YAML was tried, not the stored list.")
-    scanned: int
-    hits: int = Field(description="Items the list would catch among those scanned.")
-    per_feed: dict[str, int]
-    per_day: dict[str, int]
-    new: int = Field(description="Would-be hits with no stored hit.")
-    gone: int = Field(description="Stored hits the list would no longer catch.")
-    new_titles: list[str]
-    gone_titles: list[str]
-    stored_versions: list[str]
-    samples: list[BacktestSample]
-
-
-def _body_size(request: Request) -> None:
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BACKTEST_BODY:
-        raise HTTPException(413, f"the body is over {MAX_BACKTEST_BODY // 1024} KB")
-
-
-@router.post("/api/v1/watchlists/{name}/backtest", response_model=BacktestOut, tags=["watchlists"],
-             responses={**_documented(404, 409), 413: {"description": "Body too large"}},
-             dependencies=[Depends(_body_size)])
-def backtest_watchlist(request: Request, _token: Reader, name: Name, body: BacktestIn) -> BacktestOut:
-    """Run a watchlist (stored, or a draft in the body) over the newest stored items; nothing is saved or sent,
-    so a read-only token may call it. One backtest runs at a time (409 while another does)."""
-    from monitor.match import Matcher, load_watchlists
-    from monitor.operations.backtest import backtest
-
-    if body.since is not None and body.since.tzinfo is None:
-        raise HTTPException(400, "since: give a time zone (e.g. 2026-11-25T00:00:00Z)")
-    folder = _state(request).settings.watchlists_dir
-    if not _backtests.acquire(blocking=False):
-        raise HTTPException(409, "another backtest is running; try again when it is done")
-    try:
-        drafted = draft_folder(folder, name, body.yaml) if body.yaml is not None else nullcontext(folder)
-        with drafted as work:
-            result = load_watchlists(work)
-            problems = [str(e).replace(str(work), "watchlists") for e in result.errors]
-            chosen = [w for w in result.watchlists if w.name == name]
-            if not chosen:
-                mine = [p for p in problems if f"{name}.yaml" in p]
-                raise HTTPException(400 if body.yaml is not None else 404, f"no valid watchlist named {name!r}"
-                                    + (": " + "; ".join(mine[:5]) if mine else ""))
-            matcher = Matcher.compile(result)
-        with _db(request) as session:
-            report = backtest(session, matcher, name, chosen[0].version, since=body.since, samples=body.samples,
-                              newest=body.max_items)
-    finally:
-        _backtests.release()
-    return BacktestOut(
-        watchlist=name, version=report.version, draft=body.yaml is not None, scanned=report.scanned,
-        hits=len(report.would), per_feed=dict(report.per_feed.most_common(50)),
-        per_day=dict(sorted(report.per_day.items())[-92:]), new=len(report.new), gone=len(report.gone),
-        new_titles=[report.titles.get(i, str(i)) for i in report.new[:body.samples]],
-        gone_titles=[report.titles.get(i, str(i)) for i in report.gone[:body.samples]],
-        stored_versions=report.versions,
-        samples=[BacktestSample(title=s.title, link=s.link, explanation=s.explanation) for s in report.samples],
-    )
 
 
 # --- subscriptions ------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def read_engine(engine: Engine) -> Engine:
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application for one database; ``monitor web`` serves it with uvicorn."""
-    from monitor.web import api, api_views, pages, subscription_feed
+    from monitor.web import api, api_views, api_watchlists, pages, subscription_feed
 
     if settings.web_secret is not None and settings.web_secret.get_secret_value():
         secret = settings.web_secret.get_secret_value().encode()
@@ -134,6 +134,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
     app.include_router(api_views.router)
+    app.include_router(api_watchlists.router)
     app.include_router(subscription_feed.router)
     app.include_router(pages.router)
     _operations_routes(app, state)

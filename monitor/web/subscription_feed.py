@@ -1,4 +1,5 @@
-"""A subscription's hits as Atom: ``/feeds/subscriptions/{name}.atom?token=…``.
+"""Hits as Atom: a watchlist's (``/feeds/{watchlist}.atom``, behind an API token) and a subscription's
+(``/feeds/subscriptions/{name}.atom?token=…``).
 
 Feed readers cannot send headers, so the token rides in the URL. Two kinds are accepted:
 
@@ -17,10 +18,26 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from monitor import operations
-from monitor.web.api import ATOM_ENTRIES, _bearer, _db, _now, _state, _token
+from monitor.web.api import _bearer, _db, _now, _state, _token
 from monitor.web.security import feed_token, feed_token_ok
 
 router = APIRouter(include_in_schema=False)
+ATOM_ENTRIES = 50
+
+
+@router.get("/feeds/{watchlist}.atom", include_in_schema=False)
+def atom_feed(request: Request, watchlist: str, token: str | None = None) -> Response:
+    """A watchlist's latest hits as Atom; a feed reader sends its token as ?token= (or a Bearer header)."""
+    from monitor.web.atom import hits_feed
+
+    _token(request, _bearer(request) or token)
+    settings = _state(request).settings
+    with _db(request) as session:
+        hits, _after = operations.hits_page(session, operations.HitFilter(watchlist=watchlist), limit=ATOM_ENTRIES)
+    base = (settings.base_url or str(request.base_url)).rstrip("/")
+    body = hits_feed(watchlist, hits, self_url=f"{base}/feeds/{watchlist}.atom", id_base=f"{base}/monitor",
+                     now=_now())
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
 
 
 def _base(request: Request) -> str:
