@@ -181,3 +181,15 @@ def test_the_openapi_document_has_the_new_calls(web: Web) -> None:
     assert {"/api/v1/stories", "/api/v1/stories/{story_id}", "/api/v1/watchlists/{name}/backtest",
             "/api/v1/subscriptions", "/api/v1/subscriptions/{name}"} <= set(doc["paths"])
     assert not any(p.startswith("/feeds/") for p in doc["paths"])
+
+
+def test_the_new_calls_refuse_callers_without_a_valid_token(subs: Web) -> None:
+    subs.token()  # a token exists; these callers do not have it
+    for headers in ({}, {"Authorization": "Bearer mon_not-a-real-token"}):
+        client = subs.client(headers=headers)
+        for path in ("/api/v1/stories", "/api/v1/stories/1", "/api/v1/subscriptions", "/api/v1/subscriptions/desk"):
+            response = client.get(path)
+            assert response.status_code == 401, path
+            assert response.headers["www-authenticate"] == "Bearer"
+        refused = client.post("/api/v1/watchlists/bridges/backtest", json={"yaml": DRAFT})
+        assert refused.status_code == 401
