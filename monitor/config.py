@@ -330,6 +330,11 @@ class Settings(BaseSettings):
     # per start (operators log in again after a restart; preference links stop working).
     web_secret: SecretStr | None = None
     web_session_lifetime: Duration = 12 * 3600  # an operator's login lasts this long
+    # Single sign-on through a reverse proxy: a request from one of web_trusted_proxies (CIDR) carrying this
+    # header (e.g. X-Forwarded-User) is the operator it names (who must exist); from anywhere else the header
+    # is ignored. Unset: operators log in with their password.
+    web_auth_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+    web_trusted_proxies: list[str] = Field(default_factory=list)
 
     @classmethod
     def settings_customise_sources(
@@ -343,7 +348,7 @@ class Settings(BaseSettings):
         # MONITOR_* variables override the file (init kwargs carry the file's values).
         return (env_settings, init_settings)
 
-    @field_validator("allowed_networks")
+    @field_validator("allowed_networks", "web_trusted_proxies")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         import ipaddress
@@ -367,6 +372,9 @@ class Settings(BaseSettings):
             raise ValueError(f"feed listed twice: {', '.join(repeated)}")
         if self.min_poll_interval > self.max_poll_interval:
             raise ValueError("min_poll_interval is larger than max_poll_interval")
+        if self.web_auth_header and not self.web_trusted_proxies:
+            raise ValueError("web_auth_header needs web_trusted_proxies: the addresses of the proxies that set it "
+                             "(e.g. [127.0.0.1/32])")
         self._webhooks_pass_the_guard()
         return self
 

@@ -141,11 +141,13 @@ class MatchSet(SQLModel, table=True):
 
 class Hit(SQLModel, table=True):
     __tablename__ = "hits"
-    __table_args__ = (sa.UniqueConstraint("item_id", "watchlist", name="uq_hits_item_watchlist"),)
+    __table_args__ = (sa.UniqueConstraint("item_id", "watchlist", name="uq_hits_item_watchlist"),
+                      # a watchlist's hits newest first: one backward range scan (migration 0009)
+                      sa.Index("ix_hits_watchlist_id", "watchlist", "id"))
 
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="items.id", index=True)
-    watchlist: str = Field(max_length=128, index=True)
+    watchlist: str = Field(max_length=128)
     watchlist_version: str = Field(default="", max_length=64)
     score: float = 0.0
     evidence: str = "[]"  # JSON list of evidence dicts

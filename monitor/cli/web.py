@@ -25,14 +25,14 @@ def web(
     import uvicorn
 
     from monitor.db import redact_url
-    from monitor.web.app import create_app
+    from monitor.web.app import serve_app
 
     setup_logs("INFO")
     engine = schema_engine()
     typer.echo(f"monitor web on http://{host}:{port}/ ({redact_url(engine.url)})", err=True)
-    uvicorn.run(create_app(settings(), engine), host=host, port=port, log_config=None, access_log=False,
-                server_header=False, proxy_headers=True,
-                forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+    app = serve_app(settings(), engine, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False,
+                proxy_headers=False)  # serve_app reads the forwarded headers itself, after the SSO gate
 
 
 @web_app.command("passwd")

@@ -47,6 +47,8 @@ class HitFilter:
     since: datetime | None = None  # when the hit was recorded
     until: datetime | None = None
     lang: str | None = None
+    watchlists: tuple[str, ...] = ()  # any of these (a subscription's lists)
+    min_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,10 @@ def hits_page(session: Session, filters: HitFilter, *, before: int | None = None
         query = query.where(col(Hit.id) < before)
     if filters.watchlist:
         query = query.where(col(Hit.watchlist) == filters.watchlist)
+    if filters.watchlists:
+        query = query.where(col(Hit.watchlist).in_(list(filters.watchlists)))
+    if filters.min_score is not None:
+        query = query.where(col(Hit.score) >= filters.min_score)
     if filters.feed:
         query = query.where(_feed_condition(filters.feed))
     if filters.since:
@@ -133,12 +139,14 @@ def _also_reported_by(session: Session, items: Sequence[tuple[int | None, int | 
     if not stories:
         return {}
     members: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    rows = session.execute(
-        sa.select(Item.id, Item.story_id, Feed.name, Feed.url)  # type: ignore[call-overload]
-        .join(Feed, col(Feed.id) == col(Item.feed_id))
-        .where(col(Item.story_id).in_(sorted(stories)))
-        .order_by(col(Item.id)).limit(len(stories) * per_story * 2)
-    )
+    # The first reports of each story, ranked within the story: the story_id index serves it. (A plain
+    # ORDER BY items.id LIMIT lets PostgreSQL walk the primary key through the whole archive instead.)
+    rank = sa.func.row_number().over(partition_by=col(Item.story_id), order_by=col(Item.id)).label("rank")
+    ranked = (sa.select(Item.id, Item.story_id, Feed.name, Feed.url, rank)  # type: ignore[call-overload]
+              .join(Feed, col(Feed.id) == col(Item.feed_id))
+              .where(col(Item.story_id).in_(sorted(stories))).subquery())
+    rows = session.execute(sa.select(ranked.c.id, ranked.c.story_id, ranked.c.name, ranked.c.url)
+                           .where(ranked.c.rank <= per_story * 2).order_by(ranked.c.id))
     for item_id, story_id, name, url in rows:
         members[story_id].append((item_id, name or url))
     out: dict[int, list[str]] = {}
@@ -435,6 +443,10 @@ def check_operator_password(session: Session, name: str, password: str) -> bool:
     except (VerificationError, InvalidHashError):
         return False
     return known
+
+
+def operator_exists(session: Session, name: str) -> bool:
+    return bool(name) and len(name) <= 64 and session.get(Operator, name) is not None
 
 
 def has_operators(session: Session) -> bool:

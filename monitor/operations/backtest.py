@@ -58,17 +58,20 @@ class BacktestReport:
 
 
 def backtest(session: Any, matcher: Any, name: str, version: str, *, since: datetime | None,
-             samples: int, stop: Callable[[int], bool] | None = None) -> BacktestReport:
+             samples: int, stop: Callable[[int], bool] | None = None, newest: int | None = None) -> BacktestReport:
     """Match every stored item fetched since ``since`` against ``name`` (one streaming pass).
 
-    ``stop(scanned)``, asked before each item, ends the pass early (a web request's caps); the report then
-    covers the items scanned so far.
+    ``stop(scanned)``, asked before each item, ends the pass early (a web page's caps); the report then
+    covers the items scanned so far. ``newest`` bounds the work to the newest that many items (the web API's
+    cap); the comparison with stored hits then covers the same items only.
     """
     from monitor.match import explain as explain_match
 
     report = BacktestReport(name=name, version=version)
-    report.stored = store.stored_hit_items(session, name, since=since)
-    for item in store.iter_items(session, since=since):
+    after_id = store.nth_newest_item_id(session, newest) if newest is not None else 0
+    report.stored = {item_id: version for item_id, version in store.stored_hit_items(session, name, since=since).items()
+                     if item_id > after_id}
+    for item in store.iter_items(session, since=since, after_id=after_id):
         if stop is not None and stop(report.scanned):
             # Items are read in id order: stored hits past the last one read were not tried, so are no change.
             report.stored = {k: v for k, v in report.stored.items() if k < item.id}

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         set_feed_paused,
     )
     from monitor.store.hits import (
+        count_undelivered_hits,
         insert_hits,
         insert_hits_reporting,
         known_hit_watchlists,
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         items_to_rematch,
         iter_items,
         known_fingerprints,
+        nth_newest_item_id,
     )
     from monitor.store.match_sets import ensure_match_set, mark_matched, match_set_key, match_sets
     from monitor.store.outbox import (
@@ -91,11 +93,13 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "set_feed_paused",
     ),
     "monitor.store.hits": (
-        "insert_hits", "insert_hits_reporting", "known_hit_watchlists", "list_hits", "stored_hit_items",
+        "count_undelivered_hits", "insert_hits", "insert_hits_reporting", "known_hit_watchlists", "list_hits",
+        "stored_hit_items",
         "undelivered_hits",
     ),
     "monitor.store.items": (
         "ArchivedItem", "StoredItem", "insert_new_items", "items_to_rematch", "iter_items", "known_fingerprints",
+        "nth_newest_item_id",
     ),
     "monitor.store.match_sets": ("ensure_match_set", "mark_matched", "match_set_key", "match_sets"),
     "monitor.store.outbox": (
@@ -168,6 +172,7 @@ __all__ = [
     "claim_due_deliveries",
     "claim_due_feeds",
     "claim_subscription",
+    "count_undelivered_hits",
     "enqueue_delivery",
     "ensure_match_set",
     "feed_problem",
@@ -190,6 +195,7 @@ __all__ = [
     "mark_matched",
     "match_set_key",
     "match_sets",
+    "nth_newest_item_id",
     "problem_feeds",
     "prune",
     "prune_story_keys",

@@ -92,19 +92,9 @@ def undelivered_hits(
 
     Each comes with ``follow_up``: another item of its story was already sent to this subscription.
     """
-    sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
-        col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
-    )
-    # A hit found later for an item this subscription was already sent (a watchlist edited or added,
-    # then stored items matched again) would repeat the item: what was sent is not sent again.
-    earlier = sa.orm.aliased(Hit)
-    item_sent = (sa.select(DeliveryHit.hit_id)  # type: ignore[call-overload]
-                 .join(earlier, col(earlier.id) == col(DeliveryHit.hit_id))
-                 .where(col(DeliveryHit.subscription_id) == subscription_id, earlier.item_id == col(Hit.item_id)))
     query = (
         _hit_query()
-        .where(col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, col(Hit.score) >= min_score,
-               ~sa.exists(sent), ~sa.exists(item_sent))
+        .where(*_undelivered(subscription_id, watchlists, since=since, min_score=min_score))
         .order_by(col(Hit.id))
         .limit(limit)
     )
@@ -114,6 +104,30 @@ def undelivered_hits(
     return [replace(_view(h, i, f, follow_up=i.story_id in told),
                     follow_up_of=told.get(i.story_id) if i.story_id is not None else None)
             for h, i, f in rows]
+
+
+def _undelivered(subscription_id: int, watchlists: Sequence[str], *, since: datetime,
+                 min_score: float) -> list[Any]:
+    """The conditions on ``hits`` for "waiting for this subscription"."""
+    sent = sa.select(DeliveryHit.hit_id).where(  # type: ignore[call-overload]
+        col(DeliveryHit.subscription_id) == subscription_id, col(DeliveryHit.hit_id) == col(Hit.id)
+    )
+    # A hit found later for an item this subscription was already sent (a watchlist edited or added,
+    # then stored items matched again) would repeat the item: what was sent is not sent again.
+    earlier = sa.orm.aliased(Hit)
+    item_sent = (sa.select(DeliveryHit.hit_id)  # type: ignore[call-overload]
+                 .join(earlier, col(earlier.id) == col(DeliveryHit.hit_id))
+                 .where(col(DeliveryHit.subscription_id) == subscription_id, earlier.item_id == col(Hit.item_id)))
+    return [col(Hit.watchlist).in_(list(watchlists)), col(Hit.created_at) >= since, col(Hit.score) >= min_score,
+            ~sa.exists(sent), ~sa.exists(item_sent)]
+
+
+def count_undelivered_hits(session: Session, subscription_id: int, watchlists: Sequence[str], *, since: datetime,
+                           min_score: float = 0.0, cap: int = 1001) -> int:
+    """How many hits :func:`undelivered_hits` would return, counting at most ``cap`` (a bounded scan)."""
+    waiting = (sa.select(Hit.id).where(*_undelivered(subscription_id, watchlists, since=since,  # type: ignore[call-overload]
+                                                        min_score=min_score)).limit(cap).subquery())
+    return int(session.scalar(sa.select(sa.func.count()).select_from(waiting)) or 0)
 
 
 def _stories_told(session: Session, subscription_id: int, stories: set[int]) -> dict[int, StoryRef]:

@@ -66,9 +66,11 @@ class ArchivedItem:
     fetched_at: datetime | None
 
 
-def iter_items(session: Session, *, since: datetime | None, batch: int = 1000) -> Iterator[ArchivedItem]:
-    """Stored items (text not pruned) fetched since ``since``, streamed in id order, ``batch`` rows at a time."""
-    last_id = 0
+def iter_items(session: Session, *, since: datetime | None, batch: int = 1000,
+               after_id: int = 0) -> Iterator[ArchivedItem]:
+    """Stored items (text not pruned) fetched since ``since`` with an id above ``after_id``, streamed in id
+    order, ``batch`` rows at a time."""
+    last_id = after_id
     while True:
         query = (
             sa.select(ItemRow.id, Feed.name, Feed.url, ItemRow.title, ItemRow.summary,  # type: ignore[call-overload,misc]
@@ -121,3 +123,12 @@ def items_to_rematch(session: Session, *, since: datetime, after_id: int, limit:
                       fetched_at=row.fetched_at),
         ))
     return out
+
+
+def nth_newest_item_id(session: Session, n: int) -> int:
+    """The id below the ``n`` newest items whose text is kept (0 when there are fewer): where a scan of
+    only the newest ``n`` starts."""
+    found = session.scalar(sa.select(ItemRow.id).where(col(ItemRow.pruned).is_(False))  # type: ignore[call-overload]
+                           .order_by(col(ItemRow.id).desc()).offset(n).limit(1))
+    return int(found or 0)
+

@@ -1,4 +1,7 @@
-"""The JSON API under /api/v1 (OpenAPI at /api/v1/openapi.json) and the Atom feeds of hits.
+"""The JSON API under /api/v1 (OpenAPI at /api/v1/openapi.json): auth, cursors, hits, items, feeds, deliveries.
+
+More calls live beside it: ``api_views`` (stories, subscriptions), ``api_watchlists`` (validation,
+backtests); the Atom feeds are in ``subscription_feed``.
 
 Every call needs ``Authorization: Bearer <token>``; a read-only token may only read.
 Lists are newest first and paginated by an opaque cursor (``next_cursor``).
@@ -7,15 +10,13 @@ Lists are newest first and paginated by an opaque cursor (``next_cursor``).
 from __future__ import annotations
 
 import base64
-import shutil
-import tempfile
+from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -85,24 +86,39 @@ def _bearer(request: Request) -> str | None:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def reader(request: Request, credentials: Credentials) -> ApiToken:
-    return _token(request, credentials.credentials if credentials else None)
+def reader(request: Request, credentials: Credentials) -> Iterator[ApiToken]:
+    """The caller's token. The read transaction that checked it stays open for the call (:func:`_db` hands
+    it out), so a call costs one connection checkout and one transaction, not two."""
+    presented = credentials.credentials if credentials else None
+    if not presented:
+        _token(request, presented)  # raises the 401
+    with session_scope(_state(request).reads) as session:
+        row = operations.check_api_token(session, presented or "")
+        if row is None:
+            raise HTTPException(401, "unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        request.state.read_session = session
+        try:
+            yield row
+        finally:
+            request.state.read_session = None
 
 
-def writer(request: Request, credentials: Credentials) -> ApiToken:
-    token = reader(request, credentials)
+Reader = Annotated[ApiToken, Depends(reader)]
+
+
+def writer(token: Reader) -> ApiToken:
     if token.read_only:
         raise HTTPException(403, f"token {token.name!r} is read-only")
     return token
 
 
-Reader = Annotated[ApiToken, Depends(reader)]
 Writer = Annotated[ApiToken, Depends(writer)]
 
 
 def _db(request: Request) -> Any:
-    """A session for reading."""
-    return session_scope(_state(request).reads)
+    """A session for reading: the one the token was checked in, when there is one."""
+    session = getattr(request.state, "read_session", None)
+    return nullcontext(session) if session is not None else session_scope(_state(request).reads)
 
 
 def _write(request: Request) -> Any:
@@ -209,17 +225,6 @@ class DeliveryOut(BaseModel):
 class DeliveriesPage(BaseModel):
     deliveries: list[DeliveryOut]
     next_cursor: str | None
-
-
-class WatchlistDraft(BaseModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", description="File name, without .yaml")
-    yaml: str = Field(max_length=1_000_000)
-
-
-class Validation(BaseModel):
-    valid: bool
-    watchlists: list[str]
-    problems: list[str]
 
 
 class Done(BaseModel):
@@ -372,61 +377,7 @@ def retry_delivery(request: Request, _token: Writer, delivery_id: RowId) -> Done
     return Done(message=f"delivery {delivery_id} queued; it goes out at the next delivery cycle")
 
 
-@router.get("/api/v1/watchlists", response_model=Validation, tags=["watchlists"])
-def list_watchlists(request: Request, _token: Reader) -> Validation:
-    """The watchlists in the configured folder, and their problems."""
-    return _validate(_state(request).settings.watchlists_dir)
-
-
-@router.post("/api/v1/watchlists/validate", response_model=Validation, tags=["watchlists"])
-def validate_watchlist(request: Request, _token: Reader, draft: WatchlistDraft) -> Validation:
-    """Check a draft watchlist beside the configured ones (nothing is saved)."""
-    folder = _state(request).settings.watchlists_dir
-    with tempfile.TemporaryDirectory(prefix="monitor-draft-") as tmp:
-        work = Path(tmp) / "watchlists"
-        if folder.is_dir():
-            shutil.copytree(folder, work)
-        else:
-            work.mkdir()
-        (work / f"{draft.name}.yaml").write_text(draft.yaml, encoding="utf-8")
-        result = _validate(work)
-    return Validation(valid=result.valid, watchlists=result.watchlists,
-                      problems=[p.replace(str(work), "watchlists") for p in result.problems])
-
-
-def _validate(folder: Path) -> Validation:
-    from monitor.errors import WatchlistError
-    from monitor.match import load_watchlists
-
-    try:
-        result = load_watchlists(folder)
-    except WatchlistError as exc:
-        return Validation(valid=False, watchlists=[], problems=[str(exc)])
-    problems = [str(e) for e in result.errors]
-    return Validation(valid=not problems, watchlists=sorted(w.name for w in result.watchlists), problems=problems)
-
-
 def _now() -> datetime:
     from monitor.web.app import utcnow
 
     return utcnow()
-
-
-# --- Atom ---------------------------------------------------------------------------------------
-
-ATOM_ENTRIES = 50
-
-
-@router.get("/feeds/{watchlist}.atom", include_in_schema=False)
-def atom_feed(request: Request, watchlist: str, token: str | None = None) -> Response:
-    """A watchlist's latest hits as Atom; a feed reader sends its token as ?token= (or a Bearer header)."""
-    from monitor.web.atom import hits_feed
-
-    _token(request, _bearer(request) or token)
-    settings = _state(request).settings
-    with _db(request) as session:
-        hits, _after = operations.hits_page(session, operations.HitFilter(watchlist=watchlist), limit=ATOM_ENTRIES)
-    base = (settings.base_url or str(request.base_url)).rstrip("/")
-    body = hits_feed(watchlist, hits, self_url=f"{base}/feeds/{watchlist}.atom", id_base=f"{base}/monitor",
-                     now=_now())
-    return Response(body, media_type="application/atom+xml; charset=utf-8")

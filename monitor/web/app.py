@@ -25,7 +25,7 @@ from monitor.config import Settings
 from monitor.db import session_scope
 from monitor.deliver.tokens import verify_token
 from monitor.web.render import evidence_note, highlight
-from monitor.web.security import SECURITY_HEADERS, RateLimiter, SessionCodec, safe_href
+from monitor.web.security import SECURITY_HEADERS, ProxyAuthGate, RateLimiter, SessionCodec, derive_key, safe_href
 
 log = logging.getLogger("monitor.web")
 HERE = Path(__file__).parent
@@ -45,6 +45,7 @@ class WebState:
     unsubscribe_limit: RateLimiter
     cookie_secure: bool
     unsubscribe_key: bytes | None
+    feed_key: bytes  # signs the tokens in per-subscription Atom URLs
 
     def render(self, template: str, request: Request, code: int = 200, /, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(request_path=request.url.path, **values)
@@ -74,8 +75,10 @@ class _Headers(BaseHTTPMiddleware):
 
 
 def _templates() -> Environment:
+    # auto_reload off: the templates ship with the package, and checking each one's mtime costs a stat() per
+    # {% include %} (fifty on a page of hits).
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html", "xml"]),
-                      trim_blocks=True, lstrip_blocks=True)
+                      trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters["highlight"] = highlight
     env.filters["evidence_note"] = evidence_note
     env.filters["safe_href"] = safe_href
@@ -104,7 +107,15 @@ def read_engine(engine: Engine) -> Engine:
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application for one database; ``monitor web`` serves it with uvicorn."""
-    from monitor.web import api, pages, pages_subscriptions, pages_watchlists
+    from monitor.web import (
+        api,
+        api_views,
+        api_watchlists,
+        pages,
+        pages_subscriptions,
+        pages_watchlists,
+        subscription_feed,
+    )
 
     if settings.web_secret is not None and settings.web_secret.get_secret_value():
         secret = settings.web_secret.get_secret_value().encode()
@@ -116,6 +127,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         sessions=SessionCodec(secret, settings.web_session_lifetime),
         templates=_templates(), login_limit=RateLimiter(10, 60.0), unsubscribe_limit=RateLimiter(30, 60.0),
         cookie_secure=bool(settings.base_url and settings.base_url.startswith("https://")),
+        feed_key=derive_key(secret, "subscription-feed"),
         unsubscribe_key=(settings.unsubscribe_secret.get_secret_value().encode()
                          if settings.unsubscribe_secret is not None and settings.unsubscribe_secret.get_secret_value()
                          else None),
@@ -129,12 +141,27 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.add_middleware(_Headers)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(api_views.router)
+    app.include_router(api_watchlists.router)
+    app.include_router(subscription_feed.router)
     app.include_router(pages.router)
     app.include_router(pages_watchlists.router)
     app.include_router(pages_subscriptions.router)
     _operations_routes(app, state)
     _error_pages(app, state)
     _subscriber_routes(app, state)
+    return app
+
+
+def serve_app(settings: Settings, engine: Engine, *, forwarded_allow_ips: str = "127.0.0.1") -> Any:
+    """What ``monitor web`` serves (with uvicorn's own forwarded-header handling off): the application behind
+    the forwarded-header handling, itself behind the SSO gate when ``web_auth_header`` is set, so the gate
+    judges the connection's real peer, not an address a proxy forwarded."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    app: Any = ProxyHeadersMiddleware(create_app(settings, engine), trusted_hosts=forwarded_allow_ips)  # type: ignore[arg-type]
+    if settings.web_auth_header:
+        app = ProxyAuthGate(app, settings.web_auth_header, settings.web_trusted_proxies)
     return app
 
 

@@ -23,12 +23,14 @@ def _text(parent: ET.Element, tag: str, text: str, **attrs: str) -> ET.Element:
     return element
 
 
-def hits_feed(watchlist: str, hits: Sequence[HitView], *, self_url: str, id_base: str, now: datetime) -> bytes:
-    """An Atom document: one entry per hit, its evidence in the content."""
+def hits_feed(name: str, hits: Sequence[HitView], *, self_url: str, id_base: str, now: datetime,
+              kind: str = "watchlist") -> bytes:
+    """An Atom document of a watchlist's (or, with ``kind="subscription"``, a subscription's) hits: one entry
+    per hit, its evidence in the content."""
     ET.register_namespace("", ATOM)
     feed = ET.Element(f"{{{ATOM}}}feed")
-    _text(feed, "id", f"{id_base}:watchlist:{watchlist}")
-    _text(feed, "title", f"monitor: {watchlist}")
+    _text(feed, "id", f"{id_base}:{kind}:{name}")
+    _text(feed, "title", f"monitor: {name}" if kind == "watchlist" else f"monitor: {kind} {name}")
     _text(feed, "updated", _iso(max((h.created_at for h in hits), default=now)))
     ET.SubElement(feed, f"{{{ATOM}}}link", {"rel": "self", "href": xml_safe(self_url)})
     author = ET.SubElement(feed, f"{{{ATOM}}}author")

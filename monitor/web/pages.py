@@ -37,7 +37,24 @@ def _web(request: Request) -> Any:
 
 
 def _session(request: Request) -> Session | None:
+    """The cookie's session; in the SSO header mode, the operator a trusted proxy names (it wins)."""
+    proxy_user = request.scope.get("monitor.proxy_user")
+    if proxy_user:
+        return _proxy_session(request, proxy_user)
     session: Session | None = _web(request).sessions.load(request.cookies.get(SESSION_COOKIE))
+    return session
+
+
+def _proxy_session(request: Request, name: str) -> Session:
+    """An operator named by the proxy must exist (``monitor web passwd NAME``): the proxy says who someone is,
+    the operators table says who may operate."""
+    web = _web(request)
+    with session_scope(web.reads) as db:
+        known = operations.operator_exists(db, name)
+    if not known:
+        raise HTTPException(403, f"{name[:64]!r} is not an operator here; an operator adds it with "
+                                 "'monitor web passwd NAME'")
+    session: Session = web.sessions.for_proxy_user(name)
     return session
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
 import threading
@@ -65,6 +66,12 @@ class SessionCodec:
 
     def new(self, user: str | None, *, now: float | None = None) -> Session:
         return Session(user=user, csrf=secrets.token_urlsafe(24), expires=(now or time.time()) + self.lifetime)
+
+    def for_proxy_user(self, user: str, *, now: float | None = None) -> Session:
+        """The session of an operator a trusted proxy names (SSO header mode): no cookie; the CSRF token is an
+        HMAC of the name, stable across requests and unknowable without the secret."""
+        csrf = _b64(hmac.new(self.key, f"proxy-user:{user}".encode(), hashlib.sha256).digest()[:24])
+        return Session(user=user, csrf=csrf, expires=(now or time.time()) + self.lifetime)
 
     def dump(self, session: Session) -> str:
         payload = json.dumps({"u": session.user, "c": session.csrf, "e": int(session.expires)},
@@ -140,3 +147,60 @@ def safe_href(url: str | None) -> str | None:
     except ValueError:
         return None
     return url if scheme in ("http", "https") else None
+
+
+# --- per-subscription feed tokens ---------------------------------------------------------------
+
+FEED_TOKEN_PREFIX = "sub_"
+
+
+def feed_token(key: bytes, subscription: str) -> str:
+    """The token in a subscription's Atom URL: an HMAC of its name, good for that one feed only."""
+    return FEED_TOKEN_PREFIX + _b64(hmac.new(key, subscription.encode(), hashlib.sha256).digest()[:24])
+
+
+def feed_token_ok(key: bytes, subscription: str, presented: str | None) -> bool:
+    if not presented or not presented.startswith(FEED_TOKEN_PREFIX) or len(presented) > 100:
+        return False
+    return hmac.compare_digest(feed_token(key, subscription).encode(), presented.encode())
+
+
+# --- single sign-on through a reverse proxy -----------------------------------------------------
+
+
+def parse_networks(values: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(v, strict=False) for v in values]
+
+
+def address_in(host: str | None, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in networks)
+
+
+class ProxyAuthGate:
+    """ASGI middleware for the SSO header mode: the identity header (``web_auth_header``) survives only on a
+    connection from a trusted proxy (``web_trusted_proxies``); from any other peer it is removed, so nothing
+    behind this gate can be fooled by a client that sends it itself.
+
+    It must see the connection's own peer address, so it runs outside the forwarded-header handling
+    (``monitor web`` serves ``gate(ProxyHeadersMiddleware(app))`` with uvicorn's own handling off). The
+    verdict is kept in the scope (``monitor.proxy_user``) for the pages.
+    """
+
+    def __init__(self, app: Any, header: str, trusted: list[str]) -> None:
+        self.app, self.header, self.trusted = app, header.lower().encode("latin-1"), parse_networks(trusted)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            peer = (scope.get("client") or (None, None))[0]
+            values = [v for k, v in scope["headers"] if k == self.header]
+            headers = [(k, v) for k, v in scope["headers"] if k != self.header]
+            scope = dict(scope, headers=headers)
+            user = values[0].decode("latin-1").strip() if len(values) == 1 else ""
+            scope["monitor.proxy_user"] = user if user and address_in(peer, self.trusted) else None
+        await self.app(scope, receive, send)

@@ -110,9 +110,9 @@ def form_csrf(html: str) -> str:
     return found.group(1)
 
 
-def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(app: Any, **config: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-                                           lifespan="off"))
+                                           lifespan="off", **config))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -133,11 +133,19 @@ def web_settings(db_url: str, **values: Any) -> Settings:
 
 @pytest.fixture
 def web(db_url: str) -> Iterator[Web]:
-    from monitor.web.app import create_app
+    yield from web_server(web_settings(db_url))
 
-    settings = web_settings(db_url)
-    engine = make_engine(db_url)
-    server, thread, url = serve(create_app(settings, engine))
+
+def web_server(settings: Settings, *, gated: bool = False) -> Iterator[Web]:
+    """Serve ``settings``' database; ``gated``: as ``monitor web`` does (``serve_app``: forwarded headers and
+    the SSO gate inside the application, uvicorn's own forwarded-header handling off)."""
+    from monitor.web.app import create_app, serve_app
+
+    engine = make_engine(settings.database_url)
+    if gated:
+        server, thread, url = serve(serve_app(settings, engine), proxy_headers=False)
+    else:
+        server, thread, url = serve(create_app(settings, engine))
     state = Web(url=url, engine=engine, settings=settings)
     try:
         yield state
