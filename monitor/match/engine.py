@@ -18,7 +18,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from operator import itemgetter
@@ -152,6 +152,18 @@ class _CRule:
     terms: tuple[_CTerm, ...]
     none: tuple[_CTerm, ...]
     exclude: bool
+    weights: dict[str, float] = field(default_factory=dict)  # the watchlist's field weights
+    # Worked out once at compile time, as ``evaluate`` reads them for every candidate item.
+    window_terms: tuple[_CTerm, ...] = ()
+    doc_terms: tuple[tuple[_CTerm, bool], ...] = ()  # with whether the term is fillable
+    none_doc: tuple[_CTerm, ...] = ()
+    none_window: tuple[_CTerm, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.window_terms = tuple(t for t in self.terms if not t.document)
+        self.doc_terms = tuple((t, self.fillable(t)) for t in self.terms if t.document)
+        self.none_doc = tuple(t for t in self.none if t.document)
+        self.none_window = tuple(t for t in self.none if not t.document)
 
     def fillable(self, term: _CTerm) -> bool:
         """Whether a resolved bilateral event may stand in for this side term (see evaluate)."""
@@ -232,6 +244,7 @@ class Matcher:
         # right boundary, its payloads; and the atoms it stands for, for the early exit.
         self._key_info: list[tuple[bool, bool, tuple[tuple[int, bool], ...]]] = []
         self._key_atoms: list[frozenset[int]] = []
+        self._is_actor: list[bool] = []  # by atom
         # Per rule, the atom sets each of which must have fired for the rule to be evaluated.
         self._rule_needs: list[tuple[frozenset[int], ...]] = []
         self._watchlists: list[Watchlist] = []
@@ -285,6 +298,7 @@ class Matcher:
         # Boundary needs are fixed per key, so they are decided here, not per hit.
         self._key_info = [(_needs_boundary(key[0]), _needs_boundary(key[-1]), tuple(payloads))
                           for key, payloads in self._keys.items()]
+        self._is_actor = [a.kind == "actor" for a in self._atoms]
         self._key_atoms = [frozenset(atom for atom, _ in payloads) - self._topic_atoms
                            for payloads in self._keys.values()]
         self._phrase_memo.clear()
@@ -367,7 +381,7 @@ class Matcher:
         terms = tuple(self._compile_term(t, watchlist) for t in rule.all)
         none = tuple(self._compile_term(t, watchlist) for t in rule.none)
         rule_index = len(self._rules)
-        crule = _CRule(rule, index, terms, none, exclude)
+        crule = _CRule(rule, index, terms, none, exclude, watchlist.field_weights)
         self._rules.append(crule)
         self._rule_needs.append(tuple(t.atoms for t in terms if not t.regexes and not crule.fillable(t)))
         # Trigger on the rarest term: a cue, phrase or event term beats a broad actor set.
@@ -439,11 +453,12 @@ class Matcher:
         ctx = _Context(self, fields, hits, on)
         by_watchlist: dict[int, list[tuple[_CRule, float, list[dict[str, Any]]]]] = defaultdict(list)
         excluded: set[int] = set()
+        needs = self._rule_needs
         for rule_index in sorted(candidates):
             crule = self._rules[rule_index]
             if crule.watchlist in excluded:
                 continue
-            if not all(t.regexes or not t.atoms.isdisjoint(present) or crule.fillable(t) for t in crule.terms):
+            if not all(not need.isdisjoint(present) for need in needs[rule_index]):
                 continue
             fired = ctx.evaluate(crule)
             if fired is None:
@@ -480,7 +495,7 @@ class Matcher:
         return False
 
     def _scan(self, fi: int, norm: str, raw: list[tuple[int, int, int]], hits: list[_Hit], present: set[int]) -> None:
-        found: list[_Hit] = []
+        found: list[tuple[int, int, int]] = []  # start, end, atom
         n = len(norm)
         info = self._key_info
         # By end, longest first at the same end: the order hits are numbered in.
@@ -493,29 +508,30 @@ class Matcher:
             for atom, needs_right in payloads:
                 if needs_right and not right_open:
                     continue
-                found.append(_Hit(fi, start, end, atom))
+                found.append((start, end, atom))
         if not found:
             return
         # Longest actor mention wins: "South Korea" hides its "Korea", "Korean Peninsula"
         # hides "Korean", and a topic phrase ("North Korea's nuclear programme") hides the
         # country inside it, so a country discussed is not a country taking part.
-        atoms = self._atoms
+        is_actor = self._is_actor
         suppressed: set[int] = set()
-        actor_hits = sorted((h for h in found if atoms[h.atom].kind == "actor"),
-                            key=lambda h: (h.start, h.start - h.end))
-        # Sweep by start, longest first: a span is inside a longer one when an earlier,
-        # different span reaches at least as far.
+        # Sweep by start, longest first (then in found order): a span is inside a longer one
+        # when an earlier, different span reaches at least as far.
         reach, reach_span = -1, (-1, -1)
-        for h in actor_hits:
-            if reach >= h.end and reach_span != (h.start, h.end):
-                suppressed.add(id(h))
-            elif h.end > reach:
-                reach, reach_span = h.end, (h.start, h.end)
-        for h in found:
-            if id(h) in suppressed or h.atom in self._topic_atoms:
+        for start, shorter, i in sorted((start, start - end, i) for i, (start, end, atom) in enumerate(found)
+                                        if is_actor[atom]):
+            end = start - shorter
+            if reach >= end and reach_span != (start, end):
+                suppressed.add(i)
+            elif end > reach:
+                reach, reach_span = end, (start, end)
+        topic = self._topic_atoms
+        for i, (start, end, atom) in enumerate(found):
+            if i in suppressed or atom in topic:
                 continue
-            hits.append(h)
-            present.add(h.atom)
+            hits.append(_Hit(fi, start, end, atom))
+            present.add(atom)
 
     # -- helpers used by the evaluation context -----------------------------------------------
 
@@ -535,7 +551,6 @@ class _Context:
         self._ordinals: dict[tuple[int, int, int], list[Ordinal]] = {}
         self._term_cache: dict[int, list[_Hit]] = {}  # by id of a compiled term (they live as long as the matcher)
         self._word_index: dict[int, tuple[list[_Hit], dict[int, tuple[list[int], list[tuple[int, int, _Hit]]]]]] = {}
-        self._unit_cache: dict[tuple[int, str], set[tuple[int, int]]] = {}
         self._group_cache: dict[tuple[int, str], tuple[list[_Hit], dict[tuple[int, int], list[_Hit]]]] = {}
         self._atom_cache: dict[frozenset[int], list[_Hit]] = {}
         self._sides: frozenset[str] | None = None
@@ -609,18 +624,25 @@ class _Context:
         cached = self._group_cache.get(key)
         if cached is not None and cached[0] is hs:
             return cached[1]
-        units: dict[tuple[int, int], list[_Hit]] = defaultdict(list)
+        units: dict[tuple[int, int], list[_Hit]] = {}
+        fields = self.fields
         for h in hs:
-            units[self.unit(h, within)].append(h)
+            # The same keys as ``unit`` gives, without a call per hit.
+            if within == "sentence":
+                sentence = h.sentence
+                if sentence < 0:
+                    sentence = h.sentence = fields[h.field].sentence_of(h.start)
+                where = (h.field, sentence)
+            elif within == "paragraph":
+                where = (h.field, fields[h.field].paragraph_of(h.start))
+            else:
+                where = (0, 0)
+            group = units.get(where)
+            if group is None:
+                units[where] = [h]
+            else:
+                group.append(h)
         self._group_cache[key] = (hs, units)
-        return units
-
-    def _units(self, term: _CTerm, within: str) -> set[tuple[int, int]]:
-        """The sentences (or paragraphs) where ``term`` has a hit, computed once per term."""
-        key = (id(term), within)
-        units = self._unit_cache.get(key)
-        if units is None:
-            units = self._unit_cache[key] = {self.unit(h, within) for h in self.term_hits(term)}
         return units
 
     def unit(self, hit: _Hit, within: str | int) -> tuple[int, int]:
@@ -636,31 +658,36 @@ class _Context:
     def evaluate(self, crule: _CRule) -> tuple[float, list[dict[str, Any]]] | None:
         """The best window where the rule holds: (field weight, evidence), else None."""
         rule = crule.rule
-        window_terms = [t for t in crule.terms if not t.document]
-        doc_terms = [t for t in crule.terms if t.document]
+        term_hits_of = self.term_hits
+        doc_terms: list[_CTerm] = []
         doc_hits: list[list[_Hit]] = []
         # In an anniversary rule, a bilateral calendar event (its parties include the side)
         # stands in for a side the text leaves unnamed: "marks the 1961 treaty" ties the
         # DPRK to China even when only "Kim" is named. At least one side must be named.
         unnamed: list[_CTerm] = []
-        for t in list(doc_terms):
-            found = self.term_hits(t)
+        for t, fillable in crule.doc_terms:
+            found = term_hits_of(t)
             if not found:
-                if crule.fillable(t):
+                if fillable:
                     unnamed.append(t)
-                    doc_terms.remove(t)
                     continue
                 return None
+            doc_terms.append(t)
             doc_hits.append(found)
         if unnamed and not doc_hits:
             return None
-        for t in crule.none:
-            if t.document and self.term_hits(t):
+        for t in crule.none_doc:
+            if term_hits_of(t):
                 return None
-        weights = self.m._watchlists[crule.watchlist].field_weights
-        term_hits = [self.term_hits(t) for t in window_terms]
-        if any(not hs for hs in term_hits):
-            return None
+        window_terms = crule.window_terms
+        term_hits: list[list[_Hit]] = []
+        for t in window_terms:
+            hs = term_hits_of(t)
+            if not hs:
+                return None
+            term_hits.append(hs)
+        weights = crule.weights
+        fields = self.fields
         for group in self._windows(window_terms, term_hits, rule.within):
             resolution: tuple[_Hit, Resolution] | None = None
             if rule.anniversary:
@@ -673,10 +700,10 @@ class _Context:
                 if unnamed and (len(parties) < 2 or any(not set(t.term.sides) & set(parties) for t in unnamed)
                                 or self.sides - set(parties) - _BYSTANDER_SIDES):
                     continue
-            if any(self._inside(t, group, rule.within) for t in crule.none if not t.document):
+            if crule.none_window and any(self._inside(t, group, rule.within) for t in crule.none_window):
                 continue
             chosen = [hs[0] for hs in group] + [hs[0] for hs in doc_hits]
-            weight = max(weights[self.fields[h.field].name] for h in chosen)
+            weight = max(weights[fields[h.field].name] for h in chosen)
             evidence = [self._evidence(rule.id, t, hs[0], resolution)
                         for t, hs in zip([*window_terms, *doc_terms], [*group, *doc_hits], strict=True)]
             return weight, evidence
@@ -703,9 +730,13 @@ class _Context:
                     yield group
             return
         per_term = [self._by_unit(hs, within) for hs in term_hits]
-        shared = set(per_term[0])
-        for units in per_term[1:]:
-            shared &= set(units)
+        first = per_term[0]
+        if len(per_term) == 1:
+            shared: Iterable[tuple[int, int]] = first
+        else:
+            shared = first.keys() & per_term[1].keys()
+            for units in per_term[2:]:
+                shared &= units.keys()
         for key in sorted(shared):
             yield [units[key] for units in per_term]
 
@@ -717,7 +748,7 @@ class _Context:
         if isinstance(within, int):
             aw = self.fields[anchor.field].word_of(anchor.start)
             return bool(self._near(found, anchor.field, aw, within))
-        return self.unit(anchor, within) in self._units(term, within)
+        return self.unit(anchor, within) in self._by_unit(found, within)
 
     def _resolve(self, terms: list[_CTerm], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
         for term, hs in zip(terms, group, strict=True):
