@@ -709,7 +709,7 @@ class _Context:
             return weight, evidence
         return None
 
-    def _windows(self, terms: list[_CTerm], term_hits: list[list[_Hit]],
+    def _windows(self, terms: tuple[_CTerm, ...], term_hits: list[list[_Hit]],
                  within: str | int) -> Iterable[list[list[_Hit]]]:
         """Groups of hits (one list per term) that share a window, best field first."""
         if not terms:
@@ -750,7 +750,7 @@ class _Context:
             return bool(self._near(found, anchor.field, aw, within))
         return self.unit(anchor, within) in self._by_unit(found, within)
 
-    def _resolve(self, terms: list[_CTerm], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
+    def _resolve(self, terms: tuple[_CTerm, ...], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
         for term, hs in zip(terms, group, strict=True):
             allowed = _event_filter(term)
             if allowed is False or allowed is True:
