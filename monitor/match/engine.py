@@ -143,6 +143,10 @@ class _CTerm:
     label: str
     children: tuple[_CTerm, ...] = ()
     events: frozenset[str] | None = None  # for event terms: allowed calendar ids (None = any)
+    event_filter: frozenset[str] | bool | None = False  # see _event_filter; set once compiled
+
+    def __post_init__(self) -> None:
+        self.event_filter = _event_filter(self)
 
 
 @dataclass(slots=True)
@@ -752,7 +756,7 @@ class _Context:
 
     def _resolve(self, terms: tuple[_CTerm, ...], group: list[list[_Hit]]) -> tuple[_Hit, Resolution] | None:
         for term, hs in zip(terms, group, strict=True):
-            allowed = _event_filter(term)
+            allowed = term.event_filter
             if allowed is False or allowed is True:
                 continue
             for hit in hs:
@@ -762,7 +766,9 @@ class _Context:
                 ids = [e for e in atom.events if allowed is None or e in allowed]
                 candidates = [self.m._calendar[e] for e in ids]
                 f = self.fields[hit.field]
-                s_start, s_end = f.sentence_span(f.sentence_of(hit.start))
+                if hit.sentence < 0:
+                    hit.sentence = f.sentence_of(hit.start)
+                s_start, s_end = f.sentence_span(hit.sentence)
                 # Closest ordinal first: "the 64th anniversary of the 1961 treaty".
                 ordinals = sorted(self._sentence_ordinals(hit.field, s_start, s_end),
                                   key=lambda o: abs(o.start + s_start - hit.start))
