@@ -58,12 +58,22 @@ class CRule:
     doc_terms: tuple[tuple[CTerm, bool], ...] = ()  # with whether the term is fillable
     none_doc: tuple[CTerm, ...] = ()
     none_window: tuple[CTerm, ...] = ()
+    # The atoms of all document (window) exclusions, and whether one has a regex: when none of
+    # those atoms fired and there is no regex, no exclusion can hold, checked in one step.
+    none_doc_atoms: frozenset[int] = frozenset()
+    none_doc_regex: bool = False
+    none_window_atoms: frozenset[int] = frozenset()
+    none_window_regex: bool = False
 
     def __post_init__(self) -> None:
         self.window_terms = tuple(t for t in self.terms if not t.document)
         self.doc_terms = tuple((t, self.fillable(t)) for t in self.terms if t.document)
         self.none_doc = tuple(t for t in self.none if t.document)
         self.none_window = tuple(t for t in self.none if not t.document)
+        self.none_doc_atoms = frozenset().union(*(t.atoms for t in self.none_doc))
+        self.none_doc_regex = any(t.regexes for t in self.none_doc)
+        self.none_window_atoms = frozenset().union(*(t.atoms for t in self.none_window))
+        self.none_window_regex = any(t.regexes for t in self.none_window)
 
     def fillable(self, term: CTerm) -> bool:
         """Whether a resolved bilateral event may stand in for this side term (see evaluate)."""
@@ -169,7 +179,7 @@ class Context:
             if within == "sentence":
                 sentence = h.sentence
                 if sentence < 0:
-                    sentence = h.sentence = fields[h.field].sentence_of(h.start)
+                    sentence = h.sentence = bisect_right(fields[h.field].sentence_ends(), h.start)
                 where = (h.field, sentence)
             elif within == "paragraph":
                 where = (h.field, fields[h.field].paragraph_of(h.start))
@@ -214,9 +224,10 @@ class Context:
             doc_hits.append(found)
         if unnamed and not doc_hits:
             return None
-        for t in crule.none_doc:
-            if term_hits_of(t):
-                return None
+        if crule.none_doc_regex or not crule.none_doc_atoms.isdisjoint(self._fired):
+            for t in crule.none_doc:
+                if term_hits_of(t):
+                    return None
         window_terms = crule.window_terms
         term_hits: list[list[Hit]] = []
         for t in window_terms:
@@ -226,6 +237,7 @@ class Context:
             term_hits.append(hs)
         weights = crule.weights
         fields = self.fields
+        may_exclude = crule.none_window_regex or not crule.none_window_atoms.isdisjoint(self._fired)
         for group in self._windows(window_terms, term_hits, rule.within):
             resolution: tuple[Hit, Resolution] | None = None
             if rule.anniversary:
@@ -238,7 +250,7 @@ class Context:
                 if unnamed and (len(parties) < 2 or any(not set(t.term.sides) & set(parties) for t in unnamed)
                                 or self.sides - set(parties) - _BYSTANDER_SIDES):
                     continue
-            if crule.none_window and any(self._inside(t, group, rule.within) for t in crule.none_window):
+            if may_exclude and any(self._inside(t, group, rule.within) for t in crule.none_window):
                 continue
             chosen = [hs[0] for hs in group] + [hs[0] for hs in doc_hits]
             weight = max(weights[fields[h.field].name] for h in chosen)

@@ -37,6 +37,10 @@ class FieldText:
         return self.offsets[start], self.offsets[end - 1] + 1
 
     def sentence_of(self, pos: int) -> int:
+        return bisect_right(self.sentence_ends(), pos)
+
+    def sentence_ends(self) -> list[int]:
+        """Where each sentence of the field ends, found on the first call."""
         if self._sentences is None:
             norm = self.norm
             ends = []
@@ -46,7 +50,7 @@ class FieldText:
                     continue
                 ends.append(m.end())
             self._sentences = ends
-        return bisect_right(self._sentences, pos)
+        return self._sentences
 
     def sentence_span(self, index: int) -> tuple[int, int]:
         self.sentence_of(0)
