@@ -228,16 +228,16 @@ class Matcher:
             return []
         if on is None and doc.published is not None:
             on = doc.published.date()
-        fields: list[FieldText] = []
+        texts: list[tuple[str, str, list[int] | None]] = []  # per field: original, normalised, offsets
         scanned: list[tuple[int, str, list[tuple[int, int, int]]]] = []
         find = self._automaton.find_matches_as_indexes
         for fi, name in enumerate(FIELDS):
             text = (getattr(doc, name) or "")[: FIELD_CAPS[name]]
             if not text:
-                fields.append(FieldText(name, "", "", None))
+                texts.append(("", "", None))
                 continue
             norm, offsets = normalise(text)
-            fields.append(FieldText(name, text, norm, offsets))
+            texts.append((text, norm, offsets))
             found = find(norm, overlapping=True)
             if found:
                 scanned.append((fi, norm, found))
@@ -245,6 +245,7 @@ class Matcher:
         # have all its terms from the keys found (boundaries and suppression only remove hits).
         if not scanned or not self._could_fire(scanned):
             return []
+        fields = [FieldText(name, *text) for name, text in zip(FIELDS, texts, strict=True)]
         hits: list[Hit] = []
         present: set[int] = set()
         for fi, norm, found in scanned:

@@ -122,7 +122,9 @@ class Context:
     @property
     def sides(self) -> frozenset[str]:
         if self._sides is None:
-            self._sides = frozenset(s for h in self.hits for s in self.m.sides_of(h.atom))
+            # Per atom that fired, not per hit: the same sides, each atom looked up once.
+            sides_of = self.m.sides_of
+            self._sides = frozenset(s for atom in self._fired for s in sides_of(atom))
         return self._sides
 
     def term_hits(self, term: CTerm) -> list[Hit]:
