@@ -267,7 +267,7 @@ class Matcher:
             crule = self._rules[rule_index]
             if crule.watchlist in excluded:
                 continue
-            if not all(not need.isdisjoint(present) for need in needs[rule_index]):
+            if any(map(present.isdisjoint, needs[rule_index])):  # a term with no atom found
                 continue
             fired = ctx.evaluate(crule)
             if fired is None:
@@ -299,7 +299,7 @@ class Matcher:
         needs = self._rule_needs
         for atom in atoms:
             for rule_index in self._triggers.get(atom, ()):
-                if all(not need.isdisjoint(atoms) for need in needs[rule_index]):
+                if not any(map(atoms.isdisjoint, needs[rule_index])):
                     return True
         return False
 
