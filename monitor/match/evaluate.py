@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from monitor.match.anniversaries import Ordinal, Resolution, find_ordinals, resolve
@@ -117,7 +118,7 @@ class Context:
         hits = self.hits
         if len(fired) == 1:
             return [hits[i] for i in fired[0]]
-        return [hits[i] for i in sorted(i for positions in fired for i in positions)]
+        return [hits[i] for i in sorted(chain.from_iterable(fired))]
 
     @property
     def sides(self) -> frozenset[str]:
