@@ -216,7 +216,9 @@ def resolve(
     """
     best: tuple[float, int, Resolution] | None = None
     for rank, event in enumerate(candidates):
-        expected = event.expected_ordinal(on) if on is not None else None
+        # The nearest occurrence once per candidate: it gives the expected ordinal and the gap.
+        nearest = event.nearest_occurrence(on) if on is not None else None
+        expected = nearest.year - event.year if nearest is not None and event.year is not None else None
         ordinal: int | None = None
         ok: bool | None = None
         score = 0.0
@@ -235,8 +237,8 @@ def resolve(
             # in 2022 is the ROK–PRC one when that is a candidate). A lone mismatch is still a
             # hit, recorded with ordinal_ok false: a late report or a wrong date must not hide it.
             score -= 6
-        if on is not None:
-            gap = abs((event.nearest_occurrence(on) - on).days)
+        if nearest is not None and on is not None:
+            gap = abs((nearest - on).days)
             score += 2 if gap <= 14 else 1 if gap <= 60 else 0
         score += len(sides.intersection(event.parties))
         key = (score, -rank)

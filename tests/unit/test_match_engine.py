@@ -97,6 +97,16 @@ def test_offsets_survive_characters_that_fold_to_several(matcher: Matcher) -> No
         assert title[ev["start"]:ev["end"]] == ev["text"]
 
 
+def test_offsets_count_characters_after_emoji_and_other_scripts(matcher: Matcher) -> None:
+    """The automaton reads UTF-8; the spans it reports must still be character offsets."""
+    title = "\U0001f6a8\U0001f1f0\U0001f1f5 Срочно 速报: Lavrov arrives in Pyongyang \U0001f680"
+    [match] = [m for m in matcher.match(Document(title=title)) if m.watchlist == "delegation_visits"]
+    spans = {ev["text"] for ev in match.evidence}
+    assert {"Lavrov", "Pyongyang"} <= spans
+    for ev in match.evidence:
+        assert title[ev["start"]:ev["end"]] == ev["text"]
+
+
 def test_normalise_blanks_tags_without_moving_offsets() -> None:
     text, offsets = normalise("<b>Xi</b> arrives")
     assert offsets is None

@@ -67,17 +67,17 @@ def test_fast_folding_equals_the_translation_table() -> None:
     """Normalisation folds dashes, quotes and spaces by replacement; it must equal the table."""
     import random
 
-    from monitor.match import engine
+    from monitor.match import text as normalisation
 
-    mapped = [chr(k) for k in engine._TRANSLATE]
+    mapped = [chr(k) for k in normalisation._TRANSLATE]
     alphabet = mapped + list("aZ 9'.,\n") + ["\u00e9", "\u4e2d", "\uac00", "\U0001f600", "\u00df"]
     rng = random.Random(3)
     for length in (0, 1, 2, 5, 40, 300):
         for _ in range(200):
             text = "".join(rng.choice(alphabet) for _ in range(length))
-            assert engine._fold(text) == text.translate(engine._TRANSLATE), repr(text)
+            assert normalisation._fold(text) == text.translate(normalisation._TRANSLATE), repr(text)
     for text in ("plain ascii", "two-part_name `x`\t\r", "Workers\u2019 Party \u2014 Kim\u00a0Jong-un"):
-        assert engine._fold(text) == text.translate(engine._TRANSLATE)
+        assert normalisation._fold(text) == text.translate(normalisation._TRANSLATE)
 
 
 def _normal(value: Any) -> Any:
