@@ -128,7 +128,7 @@ def _read(root: etree._Element) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             _leaf(child)
         else:
             raise _Unsupported
-    if "link" in feed:  # feedparser repairs "&name;" in the channel link (not "&amp;")
+    if "&" in feed.get("link", ""):  # feedparser repairs "&name;" in the channel link (not "&amp;")
         feed["link"] = _ENTITY_LIKE.sub(r"&\g<1>", feed["link"])
     return feed, entries
 
@@ -157,7 +157,8 @@ def _item(item: etree._Element) -> dict[str, Any]:
     link = entry.pop("link", None)
     if link is not None:
         # feedparser's repair of query strings read as entities; the link is also its only link.
-        link = _ENTITY_LIKE.sub(r"&\g<1>", link.replace("&amp;", "&"))
+        if "&" in link:
+            link = _ENTITY_LIKE.sub(r"&\g<1>", link.replace("&amp;", "&"))
         entry["link"] = link
         entry["links"] = [{"rel": "alternate", "type": "text/html", "href": link}] if link else []
     elif "id" in entry and permalink:
@@ -193,8 +194,10 @@ def _text(element: etree._Element, *, link: bool) -> str:
     """An element's text as feedparser's ``pop`` leaves it."""
     _leaf(element)
     text = (element.text or "").strip()
-    if link and text:
+    if link and "://" in text:
         text = _URI_FIXER.sub(r"\1\3", text)
+    if text.isascii():  # neither repair below can change ASCII text
+        return text
     try:  # UTF-8 that was read as Latin-1 somewhere upstream
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
