@@ -39,9 +39,7 @@ import functools
 import hashlib
 import re
 import struct
-import sys
 import unicodedata
-from array import array
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +84,6 @@ _UNSPACED = re.compile(
 )
 _APOSTROPHES = re.compile("['’ʼ`]")
 _WORD = re.compile(r"[^\W_]+")
-_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def _hash64(data: bytes) -> int:
@@ -130,14 +127,26 @@ def minhash(shingles: set[int], *, num_perm: int = NUM_PERM) -> tuple[int, ...]:
         raise ValueError("num_perm must be positive")
     # One SHAKE-128 output per shingle gives num_perm independent 64-bit hashes at
     # once: about 3x faster in CPython than num_perm affine hashes over big ints.
-    # All outputs go into one buffer, read as big-endian 64-bit values in C (array,
-    # byte-swapped on little-endian machines); position i of every row is then the
-    # strided slice values[i::num_perm], and its minimum one C-level min().
     width = 8 * num_perm
-    values = array("Q", b"".join([hashlib.shake_128(h.to_bytes(8, "big")).digest(width) for h in shingles]))
-    if _LITTLE_ENDIAN:
-        values.byteswap()
-    return tuple([min(values[i::num_perm]) for i in range(num_perm)])
+    rows = b"".join([hashlib.shake_128(h.to_bytes(8, "big")).digest(width) for h in shingles])
+    # Big-endian values compare as their bytes do, so a position's minimum is among the rows whose
+    # first byte there is lowest: usually one row, found by C-level scans of bytes (no Python int per
+    # value), and only those rows' values are read in full.
+    firsts = rows[::8]  # first byte of every value, row after row
+    from_bytes = int.from_bytes
+    signature = []
+    for position in range(num_perm):
+        column = firsts[position::num_perm]
+        lowest = min(column)
+        row = column.find(lowest)
+        best = from_bytes(rows[8 * (row * num_perm + position):8 * (row * num_perm + position) + 8], "big")
+        row = column.find(lowest, row + 1)
+        while row >= 0:  # a tie on the first byte: compare the whole values
+            start = 8 * (row * num_perm + position)
+            best = min(best, from_bytes(rows[start:start + 8], "big"))
+            row = column.find(lowest, row + 1)
+        signature.append(best)
+    return tuple(signature)
 
 
 def lsh_keys(signature: tuple[int, ...], *, bands: int = BANDS) -> list[str]:

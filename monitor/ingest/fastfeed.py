@@ -140,8 +140,8 @@ def _item(item: etree._Element) -> dict[str, Any]:
     permalink = False
     for child in _elements(item):
         tag = child.tag
-        allowed = _ITEM_ATTRIBUTES.get(tag, frozenset())
-        if set(child.attrib) - allowed:
+        names = child.keys()
+        if names and not _ITEM_ATTRIBUTES.get(tag, frozenset()).issuperset(names):
             raise _Unsupported
         key = _ITEM_TEXT.get(tag)
         if key is None:
@@ -194,7 +194,7 @@ def _text(element: etree._Element, *, link: bool) -> str:
     """An element's text as feedparser's ``pop`` leaves it."""
     _leaf(element)
     text = (element.text or "").strip()
-    if link and "://" in text:
+    if link and ":///" in text:  # the only case _URI_FIXER changes
         text = _URI_FIXER.sub(r"\1\3", text)
     if text.isascii():  # neither repair below can change ASCII text
         return text

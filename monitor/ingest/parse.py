@@ -216,7 +216,7 @@ def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None, bool]:
     def start(name: str, attrs: object) -> None:
         nonlocal entries, last_entry
         stack.append(name)
-        if name.rsplit(":", 1)[-1] in ("item", "entry"):
+        if name in ("item", "entry") or name.endswith((":item", ":entry")):
             entries += 1
             if entries > MAX_RAW_ENTRIES:
                 raise _Cut(scanner.CurrentByteIndex, stack[:-1],
