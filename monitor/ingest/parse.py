@@ -1,7 +1,10 @@
 """Feed documents (bytes) to :class:`~monitor.domain.ParsedFeed` values.
 
 Owns format detection and reading: RSS 0.9x/1.0/2.0, RDF and Atom through
-feedparser, JSON Feed (every published version) through :mod:`json`. Pure:
+feedparser, JSON Feed (every published version) through :mod:`json`. Plain RSS
+2.0, most of what is polled, is read by :mod:`monitor.ingest.fastfeed` instead,
+which gives feedparser's values for the fields read here and declines anything
+it does not reproduce (``fast=False`` turns it off, for comparison). Pure:
 bytes in, values out. It must not do I/O, read the clock or settings, or import
 httpx; it leaves HTML in summaries and titles for :mod:`monitor.ingest.normalize`
 to turn into text (fields a feed marks as plain text are escaped, so they come
