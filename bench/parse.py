@@ -79,20 +79,20 @@ def child(kind: str, feeds: int, fast: bool | None) -> dict[str, float]:
         from monitor.ingest import fastfeed, parse
 
         calls = [0]
-        original = fastfeed.read_plain_rss
+        original = fastfeed.read_plain_feed
 
         def counting(document: bytes) -> object:
             result = original(document)
             calls[0] += result is not None
             return result
 
-        parse.read_plain_rss = counting  # type: ignore[assignment]  # count, then put back
+        parse.read_plain_feed = counting  # type: ignore[assignment]  # count, then put back
         for content, url in documents:
             try:
                 parse_feed(content, url=url)
             except ParseError:
                 pass
-        parse.read_plain_rss = original
+        parse.read_plain_feed = original
         taken = calls[0]
     return {"documents": len(documents), "items": count, "fast_taken": taken, "parse": parse_s,
             "normalise": normalise_s, "signatures": signatures_s,

@@ -2,7 +2,7 @@
 
 Owns format detection and reading: RSS 0.9x/1.0/2.0, RDF and Atom through
 feedparser, JSON Feed (every published version) through :mod:`json`. Plain RSS
-2.0, most of what is polled, is read by :mod:`monitor.ingest.fastfeed` instead,
+2.0 and Atom 1.0, most of what is polled, are read by :mod:`monitor.ingest.fastfeed`,
 which gives feedparser's values for the fields read here and declines anything
 it does not reproduce (``fast=False`` turns it off, for comparison). Pure:
 bytes in, values out. It must not do I/O, read the clock or settings, or import
@@ -63,7 +63,7 @@ from monitor.errors import ParseError
 from monitor.ingest.dates import feed_zone, guess_language, parse_date
 from monitor.ingest.decode import decode_document
 from monitor.ingest.discover import discover_feeds
-from monitor.ingest.fastfeed import read_plain_rss
+from monitor.ingest.fastfeed import read_plain_feed
 
 # Buffered character data (see monitor.ingest.saxreader): same text, a fraction of the calls.
 if "monitor.ingest.saxreader" not in feedparser.api.PREFERRED_XML_PARSERS:
@@ -251,12 +251,12 @@ def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None, bool]:
 def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: str | None,
                     fast: bool = True) -> ParsedFeed:
     document, cut_reason, well_formed = _bounded(_utf8_document(text), url=url)
-    # Plain RSS 2.0 (most feeds) is read by the fast reader, which gives what feedparser gives;
+    # Plain RSS 2.0 and Atom 1.0 (most feeds) are read by the fast reader, which gives what feedparser gives;
     # everything else, and anything it is not sure of, by feedparser.
-    plain = read_plain_rss(document) if fast and well_formed and cut_reason is None else None
+    plain = read_plain_feed(document) if fast and well_formed and cut_reason is None else None
     if plain is not None:
-        feed, raws = plain
-        version, reason = "rss", None
+        version, feed, raws = plain
+        reason = None
     else:
         result = _feedparser(document, content_type)
         feed, raws = result.feed, result.entries

@@ -21,7 +21,7 @@ from monitor.domain import ParsedFeed
 from monitor.errors import ParseError
 from monitor.ingest import parse
 from monitor.ingest.decode import decode_document
-from monitor.ingest.fastfeed import read_plain_rss
+from monitor.ingest.fastfeed import read_plain_feed
 from monitor.ingest.normalize import normalize_entries
 from tests.helpers.shared import SHARED, shared_dir
 
@@ -69,7 +69,7 @@ def _took_fast_path(data: bytes, url: str, content_type: str | None) -> bool:
         document, cut, well_formed = parse._bounded(parse._utf8_document(text), url=url)
     except ParseError:
         return False
-    return well_formed and cut is None and read_plain_rss(document) is not None
+    return well_formed and cut is None and read_plain_feed(document) is not None
 
 
 def test_fast_reader_agrees_with_feedparser_on_every_corpus_document() -> None:
@@ -141,5 +141,57 @@ DECLINED = {
 def test_fast_reader_leaves_unusual_documents_to_feedparser(items: str) -> None:
     data = RSS.format(items=items).encode("utf-8")
     url = "https://example.org/feed"
+    assert not _took_fast_path(data, url, None)
+    assert parse.parse_feed(data, url=url) == parse.parse_feed(data, url=url, fast=False)
+
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="ko_KR"><title type="text">A &lt;b&gt; feed</title>
+<id>tag:example.org,2025:feed</id><link href="https://example.org/" rel="alternate"/>
+<link rel="self" href="https://example.org/atom"/><updated>2025-06-03T09:39:21Z</updated>
+{entries}
+</feed>"""
+
+ATOM_CASES = {
+    "text title escaped, html summary not": ("<entry><title>1 &lt; 2</title>"
+                                             "<summary type='html'>&lt;b&gt;x&lt;/b&gt;</summary>"
+                                             "<id>https://example.org/1</id>"
+                                             "<updated>2025-06-03T09:39:21+09:00</updated></entry>"),
+    "id stands in for a missing link": "<entry><title>T</title><id>https:///example.org/2</id></entry>",
+    "alternate link after id wins": ("<entry><id>https://example.org/id</id><title>T</title>"
+                                     "<link href='https://example.org/page' type='text/html'/></entry>"),
+    "only an enclosure link": "<entry><title>T</title><id>tag:x</id><link rel='enclosure' href='https://e.org/a.mp3'/></entry>",
+    "empty rel": "<entry><title>T</title><link rel='' href='https://example.org/r'/></entry>",
+    "content copied to summary": "<entry><title>T</title><content type='text'>a &lt; b</content></entry>",
+    "summary after content": ("<entry><title>T</title><content type='html'>&lt;p&gt;full&lt;/p&gt;</content>"
+                              "<summary>short</summary></entry>"),
+    "author name and email": ("<entry><title>T</title><author><name> Kim </name><email>k@example.org</email>"
+                              "<uri>https://k.example/</uri></author></entry>"),
+    "author uri only": "<entry><title>T</title><author><uri>https://k.example/</uri></author></entry>",
+}
+
+
+@pytest.mark.parametrize("entries", ATOM_CASES.values(), ids=ATOM_CASES.keys())
+def test_fast_reader_agrees_on_atom(entries: str) -> None:
+    data = ATOM.format(entries=entries).encode("utf-8")
+    url = "https://example.org/atom"
+    assert _took_fast_path(data, url, None)
+    mine, reference = parse.parse_feed(data, url=url, fast=True), parse.parse_feed(data, url=url, fast=False)
+    assert mine == reference
+    assert _items(mine, url) == _items(reference, url)
+
+
+ATOM_DECLINED = {
+    "xhtml content": "<entry><title>T</title><content type='xhtml'><div xmlns='http://www.w3.org/1999/xhtml'>x</div></content></entry>",
+    "xml:base": "<entry xml:base='https://other.example/'><title>T</title><link href='x'/></entry>",
+    "content by reference": "<entry><title>T</title><content src='https://example.org/c'/></entry>",
+    "two authors": "<entry><title>T</title><author><name>A</name></author><author><name>B</name></author></entry>",
+}
+
+
+@pytest.mark.parametrize("entries", ATOM_DECLINED.values(), ids=ATOM_DECLINED.keys())
+def test_fast_reader_leaves_unusual_atom_to_feedparser(entries: str) -> None:
+    data = ATOM.format(entries=entries).encode("utf-8")
+    url = "https://example.org/atom"
     assert not _took_fast_path(data, url, None)
     assert parse.parse_feed(data, url=url) == parse.parse_feed(data, url=url, fast=False)
