@@ -74,8 +74,12 @@ _CP1252 = {code: bytes([code]).decode("cp1252") for code in range(128, 160) if c
 _URI_FIXER = re.compile("^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 _ENTITY_LIKE = re.compile("&([A-Za-z0-9_]+);")
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                          remove_blank_text=False, strip_cdata=True, recover=False)
+
+def _parser() -> etree.XMLParser:
+    """A parser for one document: lxml parsers must not be shared between threads (the daemon polls
+    in its scheduler thread while the web probes feeds in others); one costs a few microseconds."""
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                           remove_blank_text=False, strip_cdata=True, recover=False)
 
 
 class _Unsupported(Exception):
@@ -86,7 +90,7 @@ def read_plain_feed(document: bytes) -> tuple[str, dict[str, Any], list[dict[str
     """(version, feed fields, entries) as feedparser's result would hold them, or None when feedparser must
     read the document. ``version`` is ``"rss20"`` or ``"atom10"``, as feedparser names them."""
     try:
-        root = etree.fromstring(document, _PARSER)
+        root = etree.fromstring(document, _parser())
         if root.getroottree().docinfo.doctype:
             return None  # feedparser reads some DOCTYPEs (Netscape's RSS 0.91 entities)
         if root.tag == "rss":

@@ -19,7 +19,7 @@ import pytest
 
 from monitor.domain import ParsedFeed
 from monitor.errors import ParseError
-from monitor.ingest import parse
+from monitor.ingest import fastfeed, parse
 from monitor.ingest.decode import decode_document
 from monitor.ingest.fastfeed import read_plain_feed
 from monitor.ingest.normalize import normalize_entries
@@ -195,3 +195,10 @@ def test_fast_reader_leaves_unusual_atom_to_feedparser(entries: str) -> None:
     url = "https://example.org/atom"
     assert not _took_fast_path(data, url, None)
     assert parse.parse_feed(data, url=url) == parse.parse_feed(data, url=url, fast=False)
+
+
+def test_the_windows_1252_repair_is_feedparsers_table() -> None:
+    # feedparser maps C1 controls in every text field through this table; the fast reader must use the same.
+    from feedparser.html import _cp1252
+
+    assert fastfeed._CP1252 == _cp1252
