@@ -1,7 +1,10 @@
 """Feed documents (bytes) to :class:`~monitor.domain.ParsedFeed` values.
 
 Owns format detection and reading: RSS 0.9x/1.0/2.0, RDF and Atom through
-feedparser, JSON Feed (every published version) through :mod:`json`. Pure:
+feedparser, JSON Feed (every published version) through :mod:`json`. Plain RSS
+2.0 and Atom 1.0, most of what is polled, are read by :mod:`monitor.ingest.fastfeed`,
+which gives feedparser's values for the fields read here and declines anything
+it does not reproduce (``fast=False`` turns it off, for comparison). Pure:
 bytes in, values out. It must not do I/O, read the clock or settings, or import
 httpx; it leaves HTML in summaries and titles for :mod:`monitor.ingest.normalize`
 to turn into text (fields a feed marks as plain text are escaped, so they come
@@ -60,6 +63,7 @@ from monitor.errors import ParseError
 from monitor.ingest.dates import feed_zone, guess_language, parse_date
 from monitor.ingest.decode import decode_document
 from monitor.ingest.discover import discover_feeds
+from monitor.ingest.fastfeed import read_plain_feed
 
 # Buffered character data (see monitor.ingest.saxreader): same text, a fraction of the calls.
 if "monitor.ingest.saxreader" not in feedparser.api.PREFERRED_XML_PARSERS:
@@ -92,13 +96,14 @@ class EntryError(Exception):
 
 
 def parse_feed(content: bytes, *, url: str, content_type: str | None = None, encoding: str | None = None,
-               timezone: str | None = None) -> ParsedFeed:
+               timezone: str | None = None, fast: bool = True) -> ParsedFeed:
     """Parse a feed document fetched from ``url``.
 
     ``content_type`` is the HTTP Content-Type (its charset is one of the hints
     for decoding); ``encoding`` and ``timezone`` are the feed's settings, which
     override what the document says. Raises :class:`ParseError` naming ``url``
-    when the bytes are not a feed.
+    when the bytes are not a feed. ``fast=False`` reads every XML document with
+    feedparser: the reference :mod:`monitor.ingest.fastfeed` is held to.
     """
     if not content or not content.strip():
         raise ParseError(f"{url}: empty document, not a feed", url=url)
@@ -106,7 +111,7 @@ def parse_feed(content: bytes, *, url: str, content_type: str | None = None, enc
     if _looks_like_json(text, content_type):
         return _parse_json_feed(text, url=url, timezone=timezone)
     _refuse_entities(text, url=url)
-    return _parse_xml_feed(text, url=url, content_type=content_type, timezone=timezone)
+    return _parse_xml_feed(text, url=url, content_type=content_type, timezone=timezone, fast=fast)
 
 
 def _looks_like_json(text: str, content_type: str | None) -> bool:
@@ -199,8 +204,9 @@ class _Cut(Exception):
         self.position, self.open_elements, self.reason = position, open_elements, reason
 
 
-def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None]:
-    """``data`` cut before the entry that makes it too long or too deep, and closed; with the reason.
+def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None, bool]:
+    """``data`` cut before the entry that makes it too long or too deep, and closed; with the reason,
+    and whether expat read the whole document as well-formed XML.
 
     A fast pass with expat (no entity expansion: entity declarations were refused before). A
     document that expat finds ill-formed is left to feedparser's own recovery.
@@ -213,7 +219,7 @@ def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None]:
     def start(name: str, attrs: object) -> None:
         nonlocal entries, last_entry
         stack.append(name)
-        if name.rsplit(":", 1)[-1] in ("item", "entry"):
+        if name in ("item", "entry") or name.endswith((":item", ":entry")):
             entries += 1
             if entries > MAX_RAW_ENTRIES:
                 raise _Cut(scanner.CurrentByteIndex, stack[:-1],
@@ -236,41 +242,43 @@ def _bounded(data: bytes, *, url: str) -> tuple[bytes, str | None]:
         scanner.Parse(data, True)
     except _Cut as cut:
         closing = "".join(f"</{name}>" for name in reversed(cut.open_elements)).encode("utf-8")
-        return data[:cut.position] + closing, cut.reason
+        return data[:cut.position] + closing, cut.reason, False
     except expat.ExpatError:
-        pass
-    return data, None
+        return data, None, False
+    return data, None, True
 
 
-def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: str | None) -> ParsedFeed:
-    media = (content_type or "").split(";", 1)[0].strip().lower() or "application/xml"
-    document, cut_reason = _bounded(_utf8_document(text), url=url)
-    # No content-location: relative links stay relative (or xml:base-resolved) so that the channel's
-    # <link> can be applied before the feed URL. sanitize_html off: normalisation turns all HTML
-    # into text anyway, and the sanitiser is the slowest part of feedparser on large HTML bodies.
-    result = feedparser.parse(io.BytesIO(document),
-                              response_headers={"content-type": f"{media}; charset=utf-8"},
-                              sanitize_html=False, resolve_relative_uris=False)
-    feed = result.feed
+def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: str | None,
+                    fast: bool = True) -> ParsedFeed:
+    document, cut_reason, well_formed = _bounded(_utf8_document(text), url=url)
+    # Plain RSS 2.0 and Atom 1.0 (most feeds) are read by the fast reader, which gives what feedparser gives;
+    # everything else, and anything it is not sure of, by feedparser.
+    plain = read_plain_feed(document) if fast and well_formed and cut_reason is None else None
+    if plain is not None:
+        version, feed, raws = plain
+        reason = None
+    else:
+        result = _feedparser(document, content_type)
+        feed, raws = result.feed, result.entries
+        version, reason = str(result.get("version") or ""), result.get("bozo_exception")
     feed_link = _absolute(feed.get("link"), url)
-    atom = str(result.get("version") or "").startswith("atom")
+    atom = version.startswith("atom")
     language = _str(feed.get("language")) or guess_language(_clean(feed.get("title")) + " " + " ".join(
-        _clean(e.get("title")) for e in result.entries[:20]))
+        _clean(e.get("title")) for e in raws[:20]))
     zone = feed_zone(timezone, language)
     bases = [b for b in (feed_link, url) if b]
     entries, skipped = _entries(
-        result.entries, lambda raw: _xml_entry(raw, bases=bases, atom=atom, zone=zone, language=language))
+        raws, lambda raw: _xml_entry(raw, bases=bases, atom=atom, zone=zone, language=language))
     if cut_reason:
         skipped.append(cut_reason)
     if not entries and not skipped:
         # A feed with no entries is fine; a document that broke before its first
         # readable entry, or that no format claims (an HTML page), is not.
-        reason = result.get("bozo_exception")
-        if not result.get("version") and _HTML_PAGE.search(text[:4096]):
+        if not version and _HTML_PAGE.search(text[:4096]):
             raise ParseError(_not_a_feed(text, url), url=url)
         if isinstance(reason, xml.sax.SAXException) and not _ROOT_CLOSED.search(text[-200:]):
             raise ParseError(f"{url}: broken feed document with no readable entries ({reason})", url=url)
-        if not result.get("version"):
+        if not version:
             raise ParseError(_not_a_feed(text, url), url=url)
     return ParsedFeed(
         title=_text_field(feed, "title", atom),
@@ -279,6 +287,15 @@ def _parse_xml_feed(text: str, *, url: str, content_type: str | None, timezone: 
         ttl_minutes=_int(feed.get("ttl")),
         skipped=tuple(skipped),
     )
+
+
+def _feedparser(document: bytes, content_type: str | None) -> Any:
+    media = (content_type or "").split(";", 1)[0].strip().lower() or "application/xml"
+    # No content-location: relative links stay relative (or xml:base-resolved) so that the channel's
+    # <link> can be applied before the feed URL. sanitize_html off: normalisation turns all HTML
+    # into text anyway, and the sanitiser is the slowest part of feedparser on large HTML bodies.
+    return feedparser.parse(io.BytesIO(document), response_headers={"content-type": f"{media}; charset=utf-8"},
+                            sanitize_html=False, resolve_relative_uris=False)
 
 
 def _not_a_feed(text: str, url: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import subprocess
 import sys
@@ -384,3 +385,36 @@ def test_signatures_are_stable_across_processes() -> None:
     }
     here = signature_for("Putin arrives in Pyongyang", "Kim Jong Un greeted him at the airport.")
     assert outputs == {f"{here.signature[:4]} {here.keys[:2]}\n"}
+
+
+def _reference_minhash(values: set[int], num_perm: int) -> tuple[int, ...]:
+    """The definition of the stored signature, written plainly: per shingle, SHAKE-128 of its 8 big-endian
+    bytes read as ``num_perm`` big-endian 64-bit values; per position, the minimum over the shingles."""
+    rows = []
+    for h in values:
+        digest = hashlib.shake_128(h.to_bytes(8, "big")).digest(8 * num_perm)
+        rows.append([int.from_bytes(digest[8 * i:8 * i + 8], "big") for i in range(num_perm)])
+    return tuple(min(row[i] for row in rows) for i in range(num_perm))
+
+
+def _reference_keys(signature: tuple[int, ...], bands: int) -> list[str]:
+    rows = len(signature) // bands
+    keys = []
+    for band in range(bands):
+        data = b"".join(v.to_bytes(8, "big") for v in signature[band * rows:(band + 1) * rows])
+        keys.append(f"{bands}x{rows}.{band:02d}.{hashlib.blake2b(data, digest_size=8).hexdigest()}")
+    return keys
+
+
+@pytest.mark.parametrize("num_perm,bands", [(128, 64), (16, 4), (12, 3), (1, 1)])
+def test_signatures_and_keys_are_the_stored_definition(num_perm: int, bands: int) -> None:
+    # Signatures and band keys are stored and compared with those of earlier runs: however they are
+    # computed, they must stay exactly the values of the definition (extreme shingles included).
+    rng = random.Random(num_perm)
+    sets = [{0}, {2**64 - 1}, {0, 2**64 - 1}, shingles(PUTIN_VISIT[0]) | shingles(PUTIN_VISIT[1])]
+    sets += [{rng.getrandbits(64) for _ in range(rng.randint(1, 300))} for _ in range(40)]
+    for values in sets:
+        signature = minhash(values, num_perm=num_perm)
+        assert signature == _reference_minhash(values, num_perm)
+        assert lsh_keys(signature, bands=bands) == _reference_keys(signature, bands)
+    assert signature_for(*PUTIN_VISIT).keys == tuple(_reference_keys(signature_for(*PUTIN_VISIT).signature, 64))

@@ -11,11 +11,15 @@ item is dated when first seen, see ``test_normalize``).
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Callable
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from monitor.ingest import dates
 from monitor.ingest.parse import parse_feed
 
 URL = "https://news.example.org/rss"
@@ -116,3 +120,40 @@ def test_rss_dates(text: str, language: str | None, expected: datetime | None) -
 def test_json_feed_dates(text: str, language: str | None, expected: datetime | None) -> None:
     (entry,) = parse_feed(_json(text, language), url=URL).entries
     assert entry.published == expected
+
+
+def _outcome(read: Callable[[], datetime | None]) -> object:
+    try:
+        return read()
+    except (OverflowError, ValueError, OSError):
+        return "refused"
+
+
+def test_common_shapes_read_directly_agree_with_the_general_parser() -> None:
+    # RFC 822 and RFC 3339 dates with an explicit zone are read by a shortcut; whatever it reads must
+    # be what the general parser reads, in every feed zone and language (edge values included).
+    rng = random.Random(822)
+    zones = [None, ZoneInfo("Asia/Seoul"), ZoneInfo("America/New_York")]
+    days = ["0", "00", "1", "01", "9", "28", "29", "30", "31", "32", "39"]
+    years = ["0000", "0001", "1899", "1970", "2000", "2024", "2025", "9999"]
+    offsets = ["+0000", "-0000", "+0900", "-0530", "+1800", "+1801", "-2359", "+0099", "GMT", "UT", "UTC", "Z"]
+    weekdays = ["", "Mon, ", "Sun, "]
+    months = ["Jan", "Feb", "Jun", "Dec"]
+    checked = 0
+    for _ in range(3000):
+        clock = f"{rng.choice(['00', '09', '12', '23'])}:{rng.choice(['00', '30', '59'])}:{rng.choice(['00', '59'])}"
+        rfc822 = f"{rng.choice(weekdays)}{rng.choice(days)} {rng.choice(months)} {rng.choice(years)} {clock} " \
+                 f"{rng.choice(offsets)}"
+        offset = rng.choice(["Z", "+00:00", "-00:00", "+09:00", "-05:30", "+18:00", "+18:01", "+23:59", "+00:99"])
+        rfc3339 = f"{rng.choice(years)}-{rng.choice(['00', '01', '02', '06', '12', '13'])}-" \
+                  f"{rng.choice(days).zfill(2)[-2:]}T{clock}{rng.choice(['', '.5', '.123456789'])}{offset}"
+        for text in (rfc822, rfc3339):
+            direct = _outcome(lambda t=text: dates._common(t))
+            if direct is None:
+                continue
+            checked += 1
+            for zone in zones:
+                for language in ("", "en", "ko"):
+                    general = _outcome(lambda t=text, z=zone, lang=language: dates._parse(t, z, lang))
+                    assert direct == general, (text, zone, language)
+    assert checked > 4000
