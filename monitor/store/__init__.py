@@ -59,6 +59,14 @@ from monitor.store.outbox import (
     record_delivery_sent,
     retry_deliveries,
 )
+from monitor.store.preferences import (
+    OwnRow,
+    all_preferences,
+    ensure_own_rows,
+    get_preference,
+    save_preference,
+    unsubscribed_pairs,
+)
 from monitor.store.retention import Retention, prune
 from monitor.store.stories import assign_stories, prune_story_keys
 from monitor.store.subscriptions import (
@@ -82,6 +90,7 @@ __all__ = [
     "FeedSpec",
     "Hit",
     "MatchSet",
+    "OwnRow",
     "Retention",
     "StoredItem",
     "StoryKey",
@@ -91,15 +100,18 @@ __all__ = [
     "Worker",
     "add_feed",
     "add_imported_feeds",
+    "all_preferences",
     "assign_stories",
     "claim_due_deliveries",
     "claim_due_feeds",
     "claim_subscription",
     "enqueue_delivery",
     "ensure_match_set",
+    "ensure_own_rows",
     "feed_problem",
     "finish_subscription_plan",
     "get_feed",
+    "get_preference",
     "get_subscriptions",
     "health_counts",
     "heartbeat",
@@ -131,9 +143,11 @@ __all__ = [
     "renew_feed_leases",
     "reset_feeds",
     "retry_deliveries",
+    "save_preference",
     "set_feed_paused",
     "stored_hit_items",
     "sync_config",
     "undelivered_hits",
     "unsubscribed_addresses",
+    "unsubscribed_pairs",
 ]

@@ -104,7 +104,7 @@ def read_engine(engine: Engine) -> Engine:
 
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
     """The application for one database; ``monitor web`` serves it with uvicorn."""
-    from monitor.web import api, pages
+    from monitor.web import api, pages, subscriber
 
     if settings.web_secret is not None and settings.web_secret.get_secret_value():
         secret = settings.web_secret.get_secret_value().encode()
@@ -133,6 +133,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     _operations_routes(app, state)
     _error_pages(app, state)
     _subscriber_routes(app, state)
+    subscriber.register(app, state)
     return app
 
 
@@ -194,7 +195,8 @@ def _subscriber_routes(app: FastAPI, state: WebState) -> None:
         if not state.unsubscribe_limit.allow(client_key(request)):
             return None, state.render("message.html", request, 429, title="Too many requests",
                                       message="Too many requests from your address; try again in a minute.")
-        found = verify_token(state.unsubscribe_key, token) if state.unsubscribe_key and len(token) < 2048 else None
+        found = (verify_token(state.unsubscribe_key, token, now=utcnow())
+                 if state.unsubscribe_key and len(token) < 2048 else None)
         if found is None:
             return None, state.render("message.html", request, 404, title="Link not valid",
                                       message="This unsubscribe link is not valid. Use the link from a recent "
