@@ -7,6 +7,7 @@ thread pool, so a slow query never blocks the event loop.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from monitor.web.security import SECURITY_HEADERS, RateLimiter, SessionCodec, sa
 log = logging.getLogger("monitor.web")
 HERE = Path(__file__).parent
 HEARTBEAT_MAX_AGE = 300  # /readyz: a worker is alive when its heartbeat is younger than this (seconds)
+_SIGNED_PATH = re.compile(r"^/(unsubscribe|preferences)/.*")  # a subscriber link's token is not logged
 
 
 @dataclass
@@ -67,9 +69,10 @@ class _Headers(BaseHTTPMiddleware):
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/api/", "/login", "/unsubscribe/")) or request.method != "GET":
+        private = ("/api/", "/login", "/unsubscribe/", "/preferences/")
+        if request.url.path.startswith(private) or request.method != "GET":
             response.headers.setdefault("Cache-Control", "no-store")
-        log.info("%s %s %d", request.method, request.url.path, response.status_code)
+        log.info("%s %s %d", request.method, _SIGNED_PATH.sub(r"/\1/…", request.url.path), response.status_code)
         return response
 
 

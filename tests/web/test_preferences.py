@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import logging
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -178,3 +179,11 @@ def test_requests_are_rate_limited(site: Web) -> None:
     site.clients.append(client)
     codes = [client.get(link("c@example.org")).status_code for _ in range(31)]
     assert codes[:30] == [404] * 30 and codes[30] == 429
+
+
+def test_the_link_token_stays_out_of_the_request_log(site: Web, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="monitor.web")
+    url = link()
+    assert site.client().get(url).status_code == 200
+    assert "GET /preferences/… 200" in caplog.text
+    assert url.rsplit("/", 1)[1] not in caplog.text
