@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from monitor.config import SubscriptionConfig
 
-# Cadences the preferences page offers; any schedule monitor reads is accepted when stored.
 SEPARATOR = "~"  # never in a configured subscription's name, so an address's own row cannot clash with one
 
 
