@@ -235,6 +235,26 @@ class Unsubscribe(SQLModel, table=True):
     created_at: datetime | None = _ts()
 
 
+
+class SubscriberPreference(SQLModel, table=True):
+    """What one address of a subscription chose on its preferences page; it wins over the config for that address.
+
+    ``None`` in a field means "as the subscription says". ``watchlists`` is a JSON list that can only narrow the
+    subscription's lists (names the config does not grant are ignored when planning). The address's own delivery
+    state lives in the ``subscriptions`` row named by ``monitor.preferences.own_row_name``.
+    """
+
+    __tablename__ = "subscriber_preferences"
+
+    subscription: str = Field(primary_key=True, max_length=64)
+    address: str = Field(primary_key=True, max_length=320)  # lower-cased
+    watchlists: str | None = None  # JSON list of names, or None for all of the subscription's lists
+    schedule: str | None = Field(default=None, max_length=128)
+    timezone: str | None = Field(default=None, max_length=64)
+    quiet_hours: str | None = Field(default=None, max_length=32)  # "" = none, whatever the subscription says
+    created_at: datetime | None = _ts()
+    updated_at: datetime | None = _ts()
+
 # Search structures the migrations create by hand (FTS5 tables, a trigram index): schema comparisons skip them.
 UNMODELLED_PREFIXES = ("items_fts", "ix_items_text_trgm")
 

@@ -104,6 +104,7 @@ class Digest:
     titles: Mapping[str, str] = field(default_factory=dict)  # watchlist name → title
     language: str = "en-GB"  # spelling of the words monitor writes (never the items' own text)
     notice: str | None = None  # a banner: a test message or an example, not real hits
+    preferences_url: str | None = None  # the recipient's own signed preferences link (one-address messages)
 
     @property
     def entries(self) -> list[DigestEntry]:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session
 
 from monitor import store
-from monitor.config import Settings, SubscriptionConfig
+from monitor.config import SubscriptionConfig
 from monitor.db import session_scope
 from monitor.deliver.chat import render_chat, render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
@@ -24,7 +24,6 @@ from monitor.deliver.email import compose
 from monitor.deliver.ntfy import render_ntfy
 from monitor.deliver.outbox import next_attempt_at
 from monitor.deliver.render import render_email, render_webhook, webhook_payload
-from monitor.deliver.tokens import make_token
 from monitor.deliver.transport import Outgoing, TransportDeps, Transports
 from monitor.domain import StoredHit
 from monitor.errors import (
@@ -36,6 +35,7 @@ from monitor.models import Delivery
 from monitor.pipeline.context import (
     Context,
 )
+from monitor.pipeline.subscribers import plan_targets, subscriber_links
 from monitor.redact import display_host, redact
 from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
 
@@ -78,9 +78,10 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
     titles = watchlist_titles(ctx)
     extras = _DigestExtras(ctx, now)
     with session_scope(ctx.engine) as session:
+        targets = plan_targets(session, ctx.settings, now=now)  # subscribers' preferences win for their address
         rows = store.get_subscriptions(session)
-    for cfg in ctx.settings.subscriptions:
-        row = rows.get(cfg.name)
+    for target in targets:
+        cfg, row = target.config, rows.get(target.row_name)
         if row is None or row.id is None:
             continue
         schedule = parse_schedule(cfg.schedule, cfg.timezone)
@@ -185,7 +186,7 @@ def send_test_message(ctx: Context, cfg: SubscriptionConfig, *, now: datetime) -
     rendered = render_email(digest)
     payload_bytes = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
                             recipients=recipients, key=key, date=now,
-                            extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+                            extra_headers=subscriber_links(settings, cfg.name, recipients, now=now)[0])
     return asyncio.run(_send_once(ctx, "email", Outgoing(key=key, subscription=cfg.name, target=json.dumps(recipients),
                                                          payload=payload_bytes, created_at=now, config=cfg), now=now))
 
@@ -225,29 +226,17 @@ def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: in
     recipients = [address for address in cfg.email or [] if address.lower() not in gone]
     if not recipients:
         return 0
-    messages = split_digest(digest, cfg.max_items)
+    headers, preferences_url = subscriber_links(settings, cfg.name, recipients, now=now)
+    messages = split_digest(replace(digest, preferences_url=preferences_url), cfg.max_items)
     for part in messages:
         key = f"msg_{uuid.uuid4().hex}"
         rendered = render_email(part)
         payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
-                          recipients=recipients, key=key, date=now,
-                          extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
+                          recipients=recipients, key=key, date=now, extra_headers=headers)
         store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email",
                                subject=rendered.subject, payload=payload, recipients=json.dumps(recipients),
                                hit_ids=part.hit_ids, now=now)
     return len(messages)
-
-
-def _unsubscribe_headers(settings: Settings, subscription: str, recipients: list[str]) -> dict[str, str]:
-    """RFC 8058 one-click unsubscribe, when a public base URL and a signing secret are configured."""
-    if not settings.base_url or settings.unsubscribe_secret is None or len(recipients) != 1:
-        # One message to several addresses cannot carry a per-address link.
-        return {}
-    token = make_token(settings.unsubscribe_secret.get_secret_value().encode(), subscription, recipients[0])
-    return {
-        "List-Unsubscribe": f"<{settings.base_url.rstrip('/')}/unsubscribe/{token}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,6 +68,14 @@ if TYPE_CHECKING:
         record_delivery_sent,
         retry_deliveries,
     )
+    from monitor.store.preferences import (
+        OwnRow,
+        all_preferences,
+        ensure_own_rows,
+        get_preference,
+        save_preference,
+        unsubscribed_pairs,
+    )
     from monitor.store.retention import Retention, prune
     from monitor.store.stories import assign_stories, prune_story_keys
     from monitor.store.subscriptions import (
@@ -105,6 +113,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "monitor.store.outbox": (
         "claim_due_deliveries", "enqueue_delivery", "list_deliveries", "record_delivery_failure",
         "record_delivery_sent", "retry_deliveries",
+    ),
+    "monitor.store.preferences": (
+        "OwnRow", "all_preferences", "ensure_own_rows", "get_preference", "save_preference", "unsubscribed_pairs",
     ),
     "monitor.store.retention": ("Retention", "prune"),
     "monitor.store.stories": ("assign_stories", "prune_story_keys"),
@@ -159,6 +170,7 @@ __all__ = [
     "FeedSpec",
     "Hit",
     "MatchSet",
+    "OwnRow",
     "Retention",
     "StoredItem",
     "StoryKey",
@@ -168,6 +180,7 @@ __all__ = [
     "Worker",
     "add_feed",
     "add_imported_feeds",
+    "all_preferences",
     "assign_stories",
     "claim_due_deliveries",
     "claim_due_feeds",
@@ -175,9 +188,11 @@ __all__ = [
     "count_undelivered_hits",
     "enqueue_delivery",
     "ensure_match_set",
+    "ensure_own_rows",
     "feed_problem",
     "finish_subscription_plan",
     "get_feed",
+    "get_preference",
     "get_subscriptions",
     "health_counts",
     "heartbeat",
@@ -210,9 +225,11 @@ __all__ = [
     "renew_feed_leases",
     "reset_feeds",
     "retry_deliveries",
+    "save_preference",
     "set_feed_paused",
     "stored_hit_items",
     "sync_config",
     "undelivered_hits",
     "unsubscribed_addresses",
+    "unsubscribed_pairs",
 ]

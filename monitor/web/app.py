@@ -7,6 +7,7 @@ thread pool, so a slow query never blocks the event loop.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from monitor.web.security import SECURITY_HEADERS, ProxyAuthGate, RateLimiter, S
 log = logging.getLogger("monitor.web")
 HERE = Path(__file__).parent
 HEARTBEAT_MAX_AGE = 300  # /readyz: a worker is alive when its heartbeat is younger than this (seconds)
+_SIGNED_PATH = re.compile(r"^/(unsubscribe|preferences)/.*")  # a subscriber link's token is not logged
 
 
 @dataclass
@@ -68,9 +70,10 @@ class _Headers(BaseHTTPMiddleware):
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        if request.url.path.startswith(("/api/", "/login", "/unsubscribe/")) or request.method != "GET":
+        private = ("/api/", "/login", "/unsubscribe/", "/preferences/")
+        if request.url.path.startswith(private) or request.method != "GET":
             response.headers.setdefault("Cache-Control", "no-store")
-        log.info("%s %s %d", request.method, request.url.path, response.status_code)
+        log.info("%s %s %d", request.method, _SIGNED_PATH.sub(r"/\1/…", request.url.path), response.status_code)
         return response
 
 
@@ -114,6 +117,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         pages,
         pages_subscriptions,
         pages_watchlists,
+        subscriber,
         subscription_feed,
     )
 
@@ -150,6 +154,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     _operations_routes(app, state)
     _error_pages(app, state)
     _subscriber_routes(app, state)
+    subscriber.register(app, state)
     return app
 
 
@@ -223,7 +228,8 @@ def _subscriber_routes(app: FastAPI, state: WebState) -> None:
         if not state.unsubscribe_limit.allow(client_key(request)):
             return None, state.render("message.html", request, 429, title="Too many requests",
                                       message="Too many requests from your address; try again in a minute.")
-        found = verify_token(state.unsubscribe_key, token) if state.unsubscribe_key and len(token) < 2048 else None
+        found = (verify_token(state.unsubscribe_key, token, now=utcnow())
+                 if state.unsubscribe_key and len(token) < 2048 else None)
         if found is None:
             return None, state.render("message.html", request, 404, title="Link not valid",
                                       message="This unsubscribe link is not valid. Use the link from a recent "
