@@ -26,7 +26,7 @@ many fetches are in flight.
 
 Usage: python bench/ingest.py [--feeds 500] [--items 20] [--hit-share 0.12] [--text realistic|pseudo]
                               [--hosts 1] [--latency-ms 0] [--db-dir DIR] [--server process|thread]
-                              [--loop shared|per-request|both] [--profile] [--growth-rounds 0] [--json FILE] [--keep]
+                              [--loop shared|per-request|both] [--profile] [--profile-304] [--growth-rounds 0] [--json FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -293,6 +293,8 @@ def parse_args() -> argparse.Namespace:
                         help="feed server in its own process (default) or in a thread of this one")
     parser.add_argument("--profile", action="store_true",
                         help="run the full cycle under cProfile and print the top functions by cumulative time")
+    parser.add_argument("--profile-304", action="store_true",
+                        help="run the all-304 cycle under cProfile and print its top functions too")
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile (default 25)")
     parser.add_argument("--loop", choices=["shared", "per-request", "both"], default="shared",
                         help="sequential loop with one httpx.Client (default), httpx.get per feed, or both")
@@ -327,7 +329,8 @@ def main() -> None:
         print(f"stored:          {got.items} items, {got.hit_items} with hits ({got.hit_share:.1%} of items), "
               f"{got.hits} hits, {got.stories_with_hits} stories with hits")
         if not args.skip_304:
-            unchanged = poll_once(config, log)
+            profile_304 = folder / "poll-304.prof" if args.profile_304 else None
+            unchanged = poll_once(config, log, profile_304)
             result["unchanged"] = asdict(unchanged)
             print(f"304 cycle:       {unchanged.line()}")
             print(f"304 / full:      {unchanged.seconds / full.seconds:6.1%} wall, "
@@ -357,6 +360,9 @@ def main() -> None:
             result["profile"] = print_profile(profile, args.top)
             if args.json:
                 shutil.copy(profile, args.json.with_suffix(".prof"))
+        if args.profile_304 and not args.skip_304:
+            print(f"profile of the all-304 cycle, top {args.top} by cumulative time:")
+            result["profile_304"] = print_profile(folder / "poll-304.prof", args.top)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     finally:

@@ -11,6 +11,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -79,21 +80,8 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     summary = PollSummary()
     matcher = ctx.watchlists.get()
     match_key = catch_up(ctx, now=now, summary=summary)
-    lease, began = ctx.settings.feed_lease_seconds, ctx.monotonic()
-    batch, per_host = batch_limits(ctx.settings.poll_concurrency, ctx.fetch_policy.per_host_limit,
-                                   ctx.fetch_policy.deadline, lease)
     try:
-        while not ctx.stopping.is_set():
-            # ``now`` is when the cycle started; a lease runs from the real time of its claim.
-            elapsed = max(0.0, ctx.monotonic() - began)
-            claimed = store.claim_due_feeds(
-                ctx.engine, now=now, owner=ctx.owner, lease_seconds=lease + int(elapsed), limit=batch,
-                include_not_due=all_feeds, not_polled_since=now if all_feeds else None, per_host=per_host,
-            )
-            if not claimed:
-                break
-            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key,
-                                    renew=_LeaseRenewal(ctx, now=now, began=began)))
+        asyncio.run(_poll_claims(ctx, matcher, now=now, summary=summary, match_key=match_key, all_feeds=all_feeds))
     except CycleStopped:
         # Feeds claimed but not finished go back at once (their due time is unchanged), so
         # another worker, or this one after a restart, polls them without waiting for the lease.
@@ -146,18 +134,25 @@ class _LeaseRenewal:
                 log.warning("could not renew feed leases; retrying", exc_info=True)
 
 
-async def _poll_feeds(
-    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary,
-    match_key: str | None = None, renew: _LeaseRenewal | None = None,
+async def _poll_claims(
+    ctx: Context, matcher: Matcher, *, now: datetime, summary: PollSummary, match_key: str | None,
+    all_feeds: bool,
 ) -> None:
+    """Claim due feeds a batch at a time and poll them, on one event loop and one HTTP client.
+
+    The next batch is claimed while the last feeds of the current one are still fetched, so the
+    fetch slots stay busy across batches (a claim is a short write, run on a thread). Finished
+    feeds go to the :class:`GroupWriter`, which stores them while fetching and parsing go on.
+    """
     policy = ctx.fetch_policy
+    lease, began = ctx.settings.feed_lease_seconds, ctx.monotonic()
+    batch, per_host = batch_limits(ctx.settings.poll_concurrency, policy.per_host_limit, policy.deadline, lease)
+    refill = max(1, min(batch, ctx.settings.poll_concurrency) // 2)  # feeds left in flight when the next claim starts
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
-
-    pool = ctx.parse_pool() if len(feeds) >= PARALLEL_MIN_FEEDS else None
     loop = asyncio.get_running_loop()
+    Done = tuple[store.ClaimedFeed, float, FetchResult | FetchError, Prepared | None]
 
-    async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, float, FetchResult | FetchError,
-                                                     Prepared | None]:
+    async def one(feed: store.ClaimedFeed, pool: ProcessPoolExecutor | None) -> Done:
         async with limit:
             started = ctx.monotonic()
             try:
@@ -177,30 +172,52 @@ async def _poll_feeds(
                 log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
         return feed, started, result, prepared
 
-    writer = GroupWriter(ctx.engine, ctx.monotonic)
+    def claim() -> list[store.ClaimedFeed]:
+        # ``now`` is when the cycle started; a lease runs from the real time of its claim.
+        elapsed = max(0.0, ctx.monotonic() - began)
+        return store.claim_due_feeds(
+            ctx.engine, now=now, owner=ctx.owner, lease_seconds=lease + int(elapsed), limit=batch,
+            include_not_due=all_feeds, not_polled_since=now if all_feeds else None, per_host=per_host,
+        )
+
+    async def store_one(done: Done) -> None:
+        feed, started, outcome, prepared = done
+        summary.feeds_polled += 1
+        try:
+            write = _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, started=started,
+                                   prepared=prepared, match_key=match_key)
+        except CycleStopped:
+            raise
+        except Exception as exc:  # one bad feed never stops the cycle
+            log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
+            write = _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
+                                    started=started)
+        await writer.add(write)
 
     async def work() -> None:
-        tasks = [asyncio.ensure_future(one(f)) for f in feeds]
+        running: set[asyncio.Future[Done]] = set()
+        claimed_so_far, exhausted = 0, False
         try:
-            for next_done in asyncio.as_completed(tasks):
-                feed, started, outcome, prepared = await next_done
-                summary.feeds_polled += 1
-                try:
-                    write = _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, started=started,
-                                           prepared=prepared, match_key=match_key)
-                except CycleStopped:
-                    raise
-                except Exception as exc:  # one bad feed never stops the cycle
-                    log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
-                    write = _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
-                                            started=started)
-                await writer.add(write)
+            while True:
+                if not exhausted and len(running) <= refill and not ctx.stopping.is_set():
+                    claimed = await asyncio.to_thread(claim)
+                    exhausted = not claimed
+                    claimed_so_far += len(claimed)
+                    # Small cycles parse here: starting worker processes would cost more than they save.
+                    pool = ctx.parse_pool() if claimed_so_far >= PARALLEL_MIN_FEEDS else None
+                    running.update(asyncio.ensure_future(one(feed, pool)) for feed in claimed)
+                if not running:
+                    return
+                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    await store_one(task.result())
         finally:
-            for task in tasks:
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
 
-    renewing = asyncio.ensure_future(renew.run()) if renew is not None else None
+    writer = GroupWriter(ctx.engine, ctx.monotonic)
+    renewing = asyncio.ensure_future(_LeaseRenewal(ctx, now=now, began=began).run())
     try:
         async with build_client(policy) as client:
             await _until_stopped(ctx, work())
@@ -209,10 +226,9 @@ async def _poll_feeds(
             await writer.drain()  # what finished is stored, at shutdown too
         finally:
             writer.close()
-            if renewing is not None:
-                renewing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewing
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
 
 
 async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, None]) -> None:
