@@ -19,14 +19,16 @@ puts it in this process instead, to measure what that changes). Measured:
 6. optionally archive growth (``--growth-rounds``): further cycles with fresh items.
 
 ``--profile`` runs the full cycle under cProfile and prints the top functions by cumulative
-time (the profile file is kept beside the database). ``--latency-ms 50`` delays every answer,
+time (the profile file is kept beside the database); ``--profile-304`` does the same for the
+all-304 cycle. ``--latency-ms 50`` delays every answer,
 as a network round trip would; loopback has none. ``--hosts`` spreads the feeds over
 127.0.0.1 ... 127.0.0.N: the poller caps connections per host, so with one host at most that
 many fetches are in flight.
 
 Usage: python bench/ingest.py [--feeds 500] [--items 20] [--hit-share 0.12] [--text realistic|pseudo]
                               [--hosts 1] [--latency-ms 0] [--db-dir DIR] [--server process|thread]
-                              [--loop shared|per-request|both] [--profile] [--profile-304] [--growth-rounds 0] [--json FILE] [--keep]
+                              [--loop shared|per-request|both] [--profile] [--profile-304] [--growth-rounds 0]
+                              [--json FILE] [--keep]
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class GroupWriter:
     def _submit(self) -> None:
         group, self._pending = self._pending, []
         if group:
-            self._inflight = asyncio.get_running_loop().run_in_executor(self._executor, self._write, group)
+            self._inflight = asyncio.get_running_loop().run_in_executor(self._executor, self.write_group, group)
 
     async def _settle(self) -> None:
         """Wait for the group being written and run its reports. Shielded: a cancelled wait (shutdown)
@@ -93,7 +93,8 @@ class GroupWriter:
 
     # --- the writer thread ----------------------------------------------------------------------
 
-    def _write(self, group: list[FeedWrite]) -> list[Report]:
+    def write_group(self, group: list[FeedWrite]) -> list[Report]:
+        """Store ``group`` in one transaction, or feed by feed when that fails; returns the reports to run."""
         try:
             with session_scope(self.engine) as session:
                 written = [self._apply(write, session) for write in group]
@@ -104,7 +105,7 @@ class GroupWriter:
                 return [self._record_failure(group[0], exc)]
             log.warning("could not store %d feeds together (%s); storing them one at a time", len(group),
                         type(exc).__name__)
-            return [report for write in group for report in self._write([write])]
+            return [report for write in group for report in self.write_group([write])]
 
     def _apply(self, write: FeedWrite, session: Session) -> Written:
         state, report = write.apply(session)
