@@ -58,20 +58,26 @@ class GroupWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-writer")
         self._pending: list[FeedWrite] = []
         self._inflight: asyncio.Future[list[Report]] | None = None
+        self._error: Exception | None = None
 
     async def add(self, write: FeedWrite) -> None:
-        """Queue one feed; hand the queue to the writer when it is idle (or wait for it when the queue is full)."""
+        """Queue one feed: the writer takes it at once when idle, else with the next group (when the group
+        being written is stored). With ``max_group`` feeds waiting, wait for the writer."""
         self._pending.append(write)
-        if self._inflight is not None and not self._inflight.done() and len(self._pending) < self.max_group:
-            return
-        await self._settle()
-        self._submit()
+        while self._inflight is not None and len(self._pending) >= self.max_group:
+            await self._written_once()
+        if self._inflight is None:
+            self._submit()
 
     async def drain(self) -> None:
-        """Store everything queued and wait for it (the end of a batch, or shutdown: nothing finished is lost)."""
-        await self._settle()
-        self._submit()
-        await self._settle()
+        """Store everything queued and wait for it (the end of a cycle, or shutdown: nothing finished is lost)."""
+        while self._inflight is not None or self._pending:
+            if self._inflight is None:
+                self._submit()
+            else:
+                await self._written_once()
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -79,17 +85,30 @@ class GroupWriter:
     def _submit(self) -> None:
         group, self._pending = self._pending, []
         if group:
-            self._inflight = asyncio.get_running_loop().run_in_executor(self._executor, self.write_group, group)
+            inflight = asyncio.get_running_loop().run_in_executor(self._executor, self.write_group, group)
+            inflight.add_done_callback(self._written)
+            self._inflight = inflight
 
-    async def _settle(self) -> None:
-        """Wait for the group being written and run its reports. Shielded: a cancelled wait (shutdown)
-        leaves the write running, and :meth:`drain` waits for it again."""
-        if self._inflight is None:
-            return
-        reports = await asyncio.shield(self._inflight)
+    def _written(self, inflight: asyncio.Future[list[Report]]) -> None:
+        """A group is stored (on the event loop): run its reports and hand the writer what finished meanwhile."""
         self._inflight = None
-        for report in reports:
+        if inflight.cancelled():
+            return
+        error = inflight.exception()
+        if error is not None:  # write_group catches errors; this is an interrupt in the writer thread
+            self._error = error if isinstance(error, Exception) else RuntimeError(repr(error))
+            return
+        for report in inflight.result():
             report()
+        self._submit()
+
+    async def _written_once(self) -> None:
+        """Wait until the group being written is stored. Not cancelled with the caller (shutdown): the write
+        goes on, and :meth:`drain` waits for it again."""
+        inflight = self._inflight
+        if inflight is not None:
+            await asyncio.wait({inflight})
+        await asyncio.sleep(0)  # the done callback runs first; this lets it finish before the caller looks
 
     # --- the writer thread ----------------------------------------------------------------------
 
