@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from monitor import rhythm, store
-from monitor.db import read_scope, session_scope
+from monitor.db import reader, session_scope
 from monitor.domain import Item, Match
 from monitor.errors import (
     FetchError,
@@ -185,7 +186,7 @@ async def _poll_claims(
         summary.feeds_polled += 1
         try:
             write = _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, started=started,
-                                   prepared=prepared, match_key=match_key)
+                                   reading=reading, prepared=prepared, match_key=match_key)
         except CycleStopped:
             raise
         except Exception as exc:  # one bad feed never stops the cycle
@@ -217,6 +218,7 @@ async def _poll_claims(
             await asyncio.gather(*running, return_exceptions=True)
 
     writer = GroupWriter(ctx.engine, ctx.monotonic)
+    reading = reader(ctx.engine).connect()  # one connection for the cycle's "seen already?" reads
     renewing = asyncio.ensure_future(_LeaseRenewal(ctx, now=now, began=began).run())
     try:
         async with build_client(policy) as client:
@@ -226,6 +228,7 @@ async def _poll_claims(
             await writer.drain()  # what finished is stored, at shutdown too
         finally:
             writer.close()
+            reading.close()
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
@@ -281,7 +284,7 @@ def _internal_error(ctx: Context, feed: store.ClaimedFeed, *, now: datetime,
 
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
-    now: datetime, summary: PollSummary, started: float, prepared: Prepared | None = None,
+    now: datetime, summary: PollSummary, started: float, reading: Connection, prepared: Prepared | None = None,
     match_key: str | None = None,
 ) -> FeedWrite:
     """What storing this feed's outcome takes (parsed and matched here; written by the :class:`GroupWriter`)."""
@@ -315,7 +318,7 @@ def _store_outcome(
     ]
     # Match first, outside any write transaction, so the write lock is held for inserts only
     # (a slow item never makes other commands wait or fail with "database is locked").
-    matches = _match_unseen(ctx, items, alertable, matcher, now=now)
+    matches = _match_unseen(ctx, items, alertable, matcher, now=now, reading=reading)
     fetched, parsed = outcome, prepared
 
     def apply(session: Session) -> Written:
@@ -364,14 +367,17 @@ def _report_stored(summary: PollSummary, feed: store.ClaimedFeed, items: list[It
 
 
 def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matcher: Matcher, *,
-                  now: datetime) -> dict[str, list[Match]]:
+                  now: datetime, reading: Connection) -> dict[str, list[Match]]:
     """Matches of the alertable items the database has not seen, by fingerprint; no write lock held.
 
     Items another worker inserts meanwhile are matched for nothing: the insert that follows
-    tells which items are new, and only their matches become hits.
+    tells which items are new, and only their matches become hits. ``reading``: the cycle's
+    read-only connection; its transaction ends before matching (no snapshot held meanwhile).
     """
-    with read_scope(ctx.engine) as session:
-        known = store.known_fingerprints(session, (it.fingerprint for it in items))
+    try:
+        known = store.known_fingerprints(reading, (it.fingerprint for it in items))
+    finally:
+        reading.rollback()
     matches: dict[str, list[Match]] = {}
     for item, ok in zip(items, alertable, strict=True):
         if ok and item.fingerprint not in known and item.fingerprint not in matches:

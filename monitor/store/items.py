@@ -17,14 +17,20 @@ from monitor.models import Item as ItemRow
 from monitor.store._sql import _CHUNK, _statement
 
 
-def known_fingerprints(session: Session, fingerprints: Iterable[str]) -> set[str]:
-    """Which of ``fingerprints`` this database already holds (a read: call it outside write transactions)."""
+def known_fingerprints(session: Session | sa.Connection, fingerprints: Iterable[str]) -> set[str]:
+    """Which of ``fingerprints`` this database already holds (a read: call it outside write transactions).
+
+    One statement built once (an expanding IN), so a poll asking for every feed it reads costs no compiling.
+    """
     wanted = list(dict.fromkeys(fingerprints))
     known: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        known.update(session.scalars(sa.select(col(ItemRow.fingerprint)).where(col(ItemRow.fingerprint).in_(chunk))))
+        known.update(session.execute(_KNOWN, {"fingerprints": wanted[start:start + _CHUNK]}).scalars())
     return known
+
+
+_FINGERPRINT = ItemRow.__table__.c.fingerprint  # type: ignore[attr-defined]
+_KNOWN = sa.select(_FINGERPRINT).where(_FINGERPRINT.in_(sa.bindparam("fingerprints", expanding=True)))
 
 
 def insert_new_items(
