@@ -151,6 +151,7 @@ async def _poll_claims(
     refill = max(1, min(batch, ctx.settings.poll_concurrency) // 2)  # feeds left in flight when the next claim starts
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
     loop = asyncio.get_running_loop()
+    pool: ProcessPoolExecutor | None = None  # parse workers, once the cycle is large enough to pay for them
     Done = tuple[store.ClaimedFeed, float, FetchResult | FetchError, Prepared | None]
 
     async def one(feed: store.ClaimedFeed, pool: ProcessPoolExecutor | None) -> Done:
@@ -167,7 +168,7 @@ async def _poll_claims(
         prepared = None
         if pool is not None and result.content is not None and not result.not_modified:
             try:  # parsing is CPU-bound: the worker process uses the other core meanwhile
-                prepared = await loop.run_in_executor(pool, prepare_feed, result.content, result.final_url,
+                prepared = await loop.run_in_executor(pool, _prepare_unsigned, result.content, result.final_url,
                                                       result.content_type, feed.url, now, *feed_options(ctx, feed))
             except Exception:
                 log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
@@ -184,9 +185,18 @@ async def _poll_claims(
     async def store_one(done: Done) -> None:
         feed, started, outcome, prepared = done
         summary.feeds_polled += 1
+        signatures: dict[str, StorySignature] = {}
+        unsigned: list[Item] = []
         try:
             write = _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, started=started,
-                                   reading=reading, prepared=prepared, match_key=match_key)
+                                   reading=reading, prepared=prepared, match_key=match_key,
+                                   signatures=signatures, unsigned=unsigned)
+            if unsigned and pool is not None:  # the hit items' story signatures, on the other core
+                try:
+                    signatures.update(await loop.run_in_executor(
+                        pool, story_signatures, [(it.fingerprint, it.title, it.summary) for it in unsigned]))
+                except Exception:  # the writer computes what is missing
+                    log.exception("parse worker failed; signing here", extra={"feed_url": feed.url})
         except CycleStopped:
             raise
         except Exception as exc:  # one bad feed never stops the cycle
@@ -196,6 +206,7 @@ async def _poll_claims(
         await writer.add(write)
 
     async def work() -> None:
+        nonlocal pool
         running: set[asyncio.Future[Done]] = set()
         claimed_so_far, exhausted = 0, False
         try:
@@ -285,9 +296,17 @@ def _internal_error(ctx: Context, feed: store.ClaimedFeed, *, now: datetime,
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
     now: datetime, summary: PollSummary, started: float, reading: Connection, prepared: Prepared | None = None,
-    match_key: str | None = None,
+    match_key: str | None = None, signatures: dict[str, StorySignature] | None = None,
+    unsigned: list[Item] | None = None,
 ) -> FeedWrite:
-    """What storing this feed's outcome takes (parsed and matched here; written by the :class:`GroupWriter`)."""
+    """What storing this feed's outcome takes (parsed and matched here; written by the :class:`GroupWriter`).
+
+    Story signatures are only needed for the items that hit (stories group what is delivered), so they
+    are computed for those alone: ``unsigned`` receives the hit items whose signature ``signatures``
+    (read when the write runs) lacks, for the caller to compute off the event loop; the write computes
+    any still missing.
+    """
+    signatures = {} if signatures is None else signatures
     if isinstance(outcome, FetchError):
         message = str(outcome)
         if isinstance(outcome, HTTPStatusError) and outcome.status == 410:
@@ -319,6 +338,9 @@ def _store_outcome(
     # Match first, outside any write transaction, so the write lock is held for inserts only
     # (a slow item never makes other commands wait or fail with "database is locked").
     matches = _match_unseen(ctx, items, alertable, matcher, now=now, reading=reading)
+    signatures.update(prepared.signatures)
+    if unsigned is not None:
+        unsigned.extend(it for it in items if matches.get(it.fingerprint) and it.fingerprint not in signatures)
     fetched, parsed = outcome, prepared
 
     def apply(session: Session) -> Written:
@@ -336,7 +358,7 @@ def _store_outcome(
         hit_items = {item_id for item_id, _m in hits}
         store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new if item_id in hit_items],
                              now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD,
-                             precomputed=parsed.signatures)
+                             precomputed=signatures)
         ttl = parsed.ttl_minutes * 60 if parsed.ttl_minutes else None
         upcoming_poll = rhythm.next_poll_at(rhythm.PollOutcome(new_items=len(new), hints=(fetched.max_age, ttl)),
                                             feed, _rhythm_policy(ctx), now, ctx.rand)
@@ -420,6 +442,17 @@ def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: s
         return Prepared([], {}, None, f"{url}: reading this feed took more than {exc.seconds:g} s of CPU; refused "
                                       f"({len(content) // 1024} KB; a feed this large or convoluted costs every poll)")
     return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped))
+
+
+def _prepare_unsigned(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+                      encoding: str | None = None, timezone: str | None = None) -> Prepared:
+    """:func:`prepare_feed` without story signatures (run in a worker: only items that hit need one)."""
+    return prepare_feed(content, url, content_type, feed_url, now, encoding, timezone, signatures=False)
+
+
+def story_signatures(texts: list[tuple[str, str, str]]) -> dict[str, StorySignature]:
+    """``{fingerprint: signature}`` of (fingerprint, title, summary) items; runs in a parse worker."""
+    return {fp: signature_for(title, summary) for fp, title, summary in texts}
 
 
 def _skipped_note(skipped: tuple[str, ...]) -> str | None:
