@@ -98,9 +98,11 @@ class GroupWriter:
         if error is not None:  # write_group catches errors; this is an interrupt in the writer thread
             self._error = error if isinstance(error, Exception) else RuntimeError(repr(error))
             return
-        for report in inflight.result():
-            report()
-        self._submit()
+        try:
+            for report in inflight.result():
+                report()
+        finally:
+            self._submit()
 
     async def _written_once(self) -> None:
         """Wait until the group being written is stored. Not cancelled with the caller (shutdown): the write
