@@ -19,14 +19,16 @@ puts it in this process instead, to measure what that changes). Measured:
 6. optionally archive growth (``--growth-rounds``): further cycles with fresh items.
 
 ``--profile`` runs the full cycle under cProfile and prints the top functions by cumulative
-time (the profile file is kept beside the database). ``--latency-ms 50`` delays every answer,
+time (the profile file is kept beside the database); ``--profile-304`` does the same for the
+all-304 cycle. ``--latency-ms 50`` delays every answer,
 as a network round trip would; loopback has none. ``--hosts`` spreads the feeds over
 127.0.0.1 ... 127.0.0.N: the poller caps connections per host, so with one host at most that
 many fetches are in flight.
 
 Usage: python bench/ingest.py [--feeds 500] [--items 20] [--hit-share 0.12] [--text realistic|pseudo]
                               [--hosts 1] [--latency-ms 0] [--db-dir DIR] [--server process|thread]
-                              [--loop shared|per-request|both] [--profile] [--growth-rounds 0] [--json FILE] [--keep]
+                              [--loop shared|per-request|both] [--profile] [--profile-304] [--growth-rounds 0]
+                              [--json FILE] [--keep]
 """
 
 from __future__ import annotations
@@ -293,6 +295,8 @@ def parse_args() -> argparse.Namespace:
                         help="feed server in its own process (default) or in a thread of this one")
     parser.add_argument("--profile", action="store_true",
                         help="run the full cycle under cProfile and print the top functions by cumulative time")
+    parser.add_argument("--profile-304", action="store_true",
+                        help="run the all-304 cycle under cProfile and print its top functions too")
     parser.add_argument("--top", type=int, default=25, help="functions shown by --profile (default 25)")
     parser.add_argument("--loop", choices=["shared", "per-request", "both"], default="shared",
                         help="sequential loop with one httpx.Client (default), httpx.get per feed, or both")
@@ -327,7 +331,8 @@ def main() -> None:
         print(f"stored:          {got.items} items, {got.hit_items} with hits ({got.hit_share:.1%} of items), "
               f"{got.hits} hits, {got.stories_with_hits} stories with hits")
         if not args.skip_304:
-            unchanged = poll_once(config, log)
+            profile_304 = folder / "poll-304.prof" if args.profile_304 else None
+            unchanged = poll_once(config, log, profile_304)
             result["unchanged"] = asdict(unchanged)
             print(f"304 cycle:       {unchanged.line()}")
             print(f"304 / full:      {unchanged.seconds / full.seconds:6.1%} wall, "
@@ -357,6 +362,9 @@ def main() -> None:
             result["profile"] = print_profile(profile, args.top)
             if args.json:
                 shutil.copy(profile, args.json.with_suffix(".prof"))
+        if args.profile_304 and not args.skip_304:
+            print(f"profile of the all-304 cycle, top {args.top} by cumulative time:")
+            result["profile_304"] = print_profile(folder / "poll-304.prof", args.top)
         if args.json:
             args.json.write_text(json.dumps(result, indent=2), encoding="utf-8")
     finally:

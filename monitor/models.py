@@ -70,6 +70,8 @@ class Feed(SQLModel, table=True):
     # Publishing rhythm: when the last new item appeared, and a moving average of the gap between new items.
     last_entry_at: datetime | None = _ts()
     entry_gap_seconds: float | None = None
+    # How long the last poll took, from the start of the fetch until its outcome was stored (milliseconds).
+    last_poll_ms: int | None = None
     # Set by ``feeds pause`` (not polled until ``feeds resume``) and ``feeds remove`` (hidden; items and hits stay).
     paused: bool = False
     removed_at: datetime | None = _ts()

@@ -501,6 +501,8 @@ class Figures:
     workers_alive: int
     heartbeat_ages: dict[str, float]
     last_cycle: dict[str, dict[str, Any]]
+    # Each polled feed's last poll duration in seconds (feeds removed with ``feeds remove`` left out).
+    poll_seconds: tuple[float, ...] = ()
 
 
 def figures(session: Session, *, now: datetime, max_heartbeat_age: int = 120) -> Figures:
@@ -539,9 +541,11 @@ def figures(session: Session, *, now: datetime, max_heartbeat_age: int = 120) ->
             info = {}
         if isinstance(info, dict):
             last[worker.owner] = info
+    poll_seconds = tuple(int(ms) / 1000 for ms in session.scalars(
+        sa.select(Feed.last_poll_ms).where(col(Feed.last_poll_ms).is_not(None), col(Feed.removed_at).is_(None))))  # type: ignore[call-overload]
     return Figures(
         feeds=feeds, items_per_feed_origin=items, hits_per_watchlist=hits, deliveries=deliveries,
         retrying=retrying, oldest_pending_age=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
         workers_alive=sum(1 for age in ages.values() if age <= max_heartbeat_age), heartbeat_ages=ages,
-        last_cycle=last,
+        last_cycle=last, poll_seconds=poll_seconds,
     )

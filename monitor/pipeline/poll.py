@@ -11,15 +11,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from monitor import rhythm, store
-from monitor.db import read_scope, session_scope
+from monitor.db import reader, session_scope
 from monitor.domain import Item, Match
 from monitor.errors import (
     FetchError,
@@ -39,6 +40,7 @@ from monitor.pipeline.context import (
     CycleStopped,
 )
 from monitor.pipeline.rematch import _document, _reference_date, catch_up
+from monitor.pipeline.writer import FeedWrite, GroupWriter, Written
 from monitor.redact import redact
 
 log = logging.getLogger("monitor")
@@ -79,21 +81,8 @@ def poll_cycle(ctx: Context, *, now: datetime, all_feeds: bool = False) -> PollS
     summary = PollSummary()
     matcher = ctx.watchlists.get()
     match_key = catch_up(ctx, now=now, summary=summary)
-    lease, began = ctx.settings.feed_lease_seconds, ctx.monotonic()
-    batch, per_host = batch_limits(ctx.settings.poll_concurrency, ctx.fetch_policy.per_host_limit,
-                                   ctx.fetch_policy.deadline, lease)
     try:
-        while not ctx.stopping.is_set():
-            # ``now`` is when the cycle started; a lease runs from the real time of its claim.
-            elapsed = max(0.0, ctx.monotonic() - began)
-            claimed = store.claim_due_feeds(
-                ctx.engine, now=now, owner=ctx.owner, lease_seconds=lease + int(elapsed), limit=batch,
-                include_not_due=all_feeds, not_polled_since=now if all_feeds else None, per_host=per_host,
-            )
-            if not claimed:
-                break
-            asyncio.run(_poll_feeds(ctx, claimed, matcher, now=now, summary=summary, match_key=match_key,
-                                    renew=_LeaseRenewal(ctx, now=now, began=began)))
+        asyncio.run(_poll_claims(ctx, matcher, now=now, summary=summary, match_key=match_key, all_feeds=all_feeds))
     except CycleStopped:
         # Feeds claimed but not finished go back at once (their due time is unchanged), so
         # another worker, or this one after a restart, polls them without waiting for the lease.
@@ -146,93 +135,114 @@ class _LeaseRenewal:
                 log.warning("could not renew feed leases; retrying", exc_info=True)
 
 
-class _StateWrites:
-    """Poll-state updates that touch one feed row each (304s, failures), applied in batches.
-
-    A cycle where most feeds answer 304 then costs a few transactions, not one per feed.
-    """
-
-    def __init__(self, engine: Engine, size: int = 200) -> None:
-        self.engine, self.size = engine, size
-        self.pending: list[Callable[[Session], None]] = []
-
-    def add(self, write: Callable[[Session], None]) -> None:
-        self.pending.append(write)
-        if len(self.pending) >= self.size:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        writes, self.pending = self.pending, []
-        with session_scope(self.engine) as session:
-            for write in writes:
-                write(session)
-
-
-async def _poll_feeds(
-    ctx: Context, feeds: list[store.ClaimedFeed], matcher: Matcher, *, now: datetime, summary: PollSummary,
-    match_key: str | None = None, renew: _LeaseRenewal | None = None,
+async def _poll_claims(
+    ctx: Context, matcher: Matcher, *, now: datetime, summary: PollSummary, match_key: str | None,
+    all_feeds: bool,
 ) -> None:
+    """Claim due feeds a batch at a time and poll them, on one event loop and one HTTP client.
+
+    The next batch is claimed while the last feeds of the current one are still fetched, so the
+    fetch slots stay busy across batches (a claim is a short write, run on a thread). Finished
+    feeds go to the :class:`GroupWriter`, which stores them while fetching and parsing go on.
+    """
     policy = ctx.fetch_policy
+    lease, began = ctx.settings.feed_lease_seconds, ctx.monotonic()
+    batch, per_host = batch_limits(ctx.settings.poll_concurrency, policy.per_host_limit, policy.deadline, lease)
+    refill = max(1, min(batch, ctx.settings.poll_concurrency) // 2)  # feeds left in flight when the next claim starts
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
-
-    pool = ctx.parse_pool() if len(feeds) >= PARALLEL_MIN_FEEDS else None
     loop = asyncio.get_running_loop()
+    pool: ProcessPoolExecutor | None = None  # parse workers, once the cycle is large enough to pay for them
+    Done = tuple[store.ClaimedFeed, float, FetchResult | FetchError, Prepared | None]
 
-    async def one(feed: store.ClaimedFeed) -> tuple[store.ClaimedFeed, FetchResult | FetchError, Prepared | None]:
+    async def one(feed: store.ClaimedFeed, pool: ProcessPoolExecutor | None) -> Done:
         async with limit:
+            started = ctx.monotonic()
             try:
                 state = FeedState(url=feed.fetch_url, etag=feed.etag, last_modified=feed.last_modified)
                 result = await fetch_feed(client, state, policy)
             except FetchError as exc:
-                return feed, exc, None
+                return feed, started, exc, None
             except Exception as exc:  # a bug or an odd server must cost one feed, not the cycle
                 log.exception("unexpected error fetching a feed", extra={"feed_url": feed.url})
-                return feed, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
+                return feed, started, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
         prepared = None
         if pool is not None and result.content is not None and not result.not_modified:
             try:  # parsing is CPU-bound: the worker process uses the other core meanwhile
-                prepared = await loop.run_in_executor(pool, prepare_feed, result.content, result.final_url,
+                prepared = await loop.run_in_executor(pool, _prepare_unsigned, result.content, result.final_url,
                                                       result.content_type, feed.url, now, *feed_options(ctx, feed))
             except Exception:
                 log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
-        return feed, result, prepared
+        return feed, started, result, prepared
 
-    writes = _StateWrites(ctx.engine)
+    def claim() -> list[store.ClaimedFeed]:
+        # ``now`` is when the cycle started; a lease runs from the real time of its claim.
+        elapsed = max(0.0, ctx.monotonic() - began)
+        return store.claim_due_feeds(
+            ctx.engine, now=now, owner=ctx.owner, lease_seconds=lease + int(elapsed), limit=batch,
+            include_not_due=all_feeds, not_polled_since=now if all_feeds else None, per_host=per_host,
+        )
+
+    async def store_one(done: Done) -> None:
+        feed, started, outcome, prepared = done
+        summary.feeds_polled += 1
+        signatures: dict[str, StorySignature] = {}
+        unsigned: list[Item] = []
+        try:
+            write = _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, started=started,
+                                   reading=reading, prepared=prepared, match_key=match_key,
+                                   signatures=signatures, unsigned=unsigned)
+            if unsigned and pool is not None:  # the hit items' story signatures, on the other core
+                try:
+                    signatures.update(await loop.run_in_executor(
+                        pool, story_signatures, [(it.fingerprint, it.title, it.summary) for it in unsigned]))
+                except Exception:  # the writer computes what is missing
+                    log.exception("parse worker failed; signing here", extra={"feed_url": feed.url})
+        except CycleStopped:
+            raise
+        except Exception as exc:  # one bad feed never stops the cycle
+            log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
+            write = _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
+                                    started=started)
+        await writer.add(write)
 
     async def work() -> None:
-        tasks = [asyncio.ensure_future(one(f)) for f in feeds]
+        nonlocal pool
+        running: set[asyncio.Future[Done]] = set()
+        claimed_so_far, exhausted = 0, False
         try:
-            for next_done in asyncio.as_completed(tasks):
-                feed, outcome, prepared = await next_done
-                summary.feeds_polled += 1
-                try:
-                    _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, writes=writes,
-                                   prepared=prepared, match_key=match_key)
-                except CycleStopped:
-                    raise
-                except Exception as exc:  # one bad feed never stops the cycle
-                    log.exception("feed processing failed", extra={"feed_url": feed.url, "feed_id": feed.id})
-                    _record_failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary,
-                                    writes=writes)
+            while True:
+                if not exhausted and len(running) <= refill and not ctx.stopping.is_set():
+                    claimed = await asyncio.to_thread(claim)
+                    exhausted = not claimed
+                    claimed_so_far += len(claimed)
+                    # Small cycles parse here: starting worker processes would cost more than they save.
+                    pool = ctx.parse_pool() if claimed_so_far >= PARALLEL_MIN_FEEDS else None
+                    running.update(asyncio.ensure_future(one(feed, pool)) for feed in claimed)
+                if not running:
+                    return
+                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in finished:
+                    await store_one(task.result())
         finally:
-            for task in tasks:
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
 
-    renewing = asyncio.ensure_future(renew.run()) if renew is not None else None
+    writer = GroupWriter(ctx.engine, ctx.monotonic)
+    reading = reader(ctx.engine).connect()  # one connection for the cycle's "seen already?" reads
+    renewing = asyncio.ensure_future(_LeaseRenewal(ctx, now=now, began=began).run())
     try:
         async with build_client(policy) as client:
             await _until_stopped(ctx, work())
     finally:
         try:
-            writes.flush()
+            await writer.drain()  # what finished is stored, at shutdown too
         finally:
-            if renewing is not None:
-                renewing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewing
+            writer.close()
+            reading.close()
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
 
 
 async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, None]) -> None:
@@ -252,51 +262,72 @@ def _rhythm_policy(ctx: Context) -> rhythm.RhythmPolicy:
     return rhythm.RhythmPolicy(max_poll_interval=ctx.settings.max_poll_interval)
 
 
-def _record_failure(
+def _failure(
     ctx: Context, feed: store.ClaimedFeed, status: int | None, message: str, *, now: datetime,
-    summary: PollSummary, writes: _StateWrites, retry_after: float | None = None,
-) -> None:
-    summary.feeds_failed += 1
-    summary.errors.append(redact(f"{feed.url}: {message}"))
-    log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
-                                                          "status": status})
+    summary: PollSummary, retry_after: float | None = None,
+) -> Written:
+    """The state a failed poll leaves on the feed's row, and its report (counted and logged once stored)."""
     next_poll = rhythm.next_poll_at(rhythm.PollOutcome(failed=True, retry_after=retry_after), feed,
                                     _rhythm_policy(ctx), now, ctx.rand).at
-    writes.add(lambda session: store.record_poll_failure(
-        session, feed.id, now=now, status=status, error=message, next_poll_at=next_poll, disable=status == 410,
-    ))
+    state = store.PollState(feed.id, now=now, status=status, error=message, next_poll_at=next_poll,
+                            disable=status == 410)
+
+    def report() -> None:
+        summary.feeds_failed += 1
+        summary.errors.append(redact(f"{feed.url}: {message}"))
+        log.warning("feed fetch failed: %s", message, extra={"feed_url": feed.url, "feed_id": feed.id,
+                                                              "status": status})
+    return state, report
+
+
+def _record_failure(
+    ctx: Context, feed: store.ClaimedFeed, status: int | None, message: str, *, now: datetime,
+    summary: PollSummary, started: float, retry_after: float | None = None,
+) -> FeedWrite:
+    written = _failure(ctx, feed, status, message, now=now, summary=summary, retry_after=retry_after)
+    return FeedWrite(feed, started, lambda _session: written, _internal_error(ctx, feed, now=now, summary=summary))
+
+
+def _internal_error(ctx: Context, feed: store.ClaimedFeed, *, now: datetime,
+                    summary: PollSummary) -> Callable[[Exception], Written]:
+    return lambda exc: _failure(ctx, feed, None, f"internal error: {exc}", now=now, summary=summary)
 
 
 def _store_outcome(
     ctx: Context, feed: store.ClaimedFeed, outcome: FetchResult | FetchError, matcher: Matcher, *,
-    now: datetime, summary: PollSummary, writes: _StateWrites, prepared: Prepared | None = None,
-    match_key: str | None = None,
-) -> None:
+    now: datetime, summary: PollSummary, started: float, reading: Connection, prepared: Prepared | None = None,
+    match_key: str | None = None, signatures: dict[str, StorySignature] | None = None,
+    unsigned: list[Item] | None = None,
+) -> FeedWrite:
+    """What storing this feed's outcome takes (parsed and matched here; written by the :class:`GroupWriter`).
+
+    Story signatures are only needed for the items that hit (stories group what is delivered), so they
+    are computed for those alone: ``unsigned`` receives the hit items whose signature ``signatures``
+    (read when the write runs) lacks, for the caller to compute off the event loop; the write computes
+    any still missing.
+    """
+    signatures = {} if signatures is None else signatures
     if isinstance(outcome, FetchError):
         message = str(outcome)
         if isinstance(outcome, HTTPStatusError) and outcome.status == 410:
             message += " (410 Gone: feed disabled; remove it from the config or re-add it to retry)"
-        _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary, writes=writes,
-                        retry_after=outcome.retry_after)
-        return
+        return _record_failure(ctx, feed, outcome.status, message, now=now, summary=summary, started=started,
+                               retry_after=outcome.retry_after)
     # The URL the feed lives at now: a permanent redirect seen this time, or the move already followed.
     moved = outcome.permanent_redirect or (feed.moved_to if feed.fetch_url != feed.url else None)
     if outcome.not_modified or outcome.content is None:
         summary.not_modified += 1
         next_poll = rhythm.next_poll_at(rhythm.PollOutcome(hints=(outcome.max_age,)), feed, _rhythm_policy(ctx),
                                         now, ctx.rand).at
-        result = outcome
-        writes.add(lambda session: store.record_poll_success(
-            session, feed.id, now=now, status=result.status, etag=result.etag,
-            last_modified=result.last_modified, next_poll_at=next_poll, not_modified=True, moved_to=moved,
-        ))
-        return
+        state = store.PollState(feed.id, now=now, status=outcome.status, next_poll_at=next_poll, not_modified=True,
+                                moved_to=moved)
+        return FeedWrite(feed, started, lambda _session: (state, _nothing),
+                         _internal_error(ctx, feed, now=now, summary=summary))
     if prepared is None:
         prepared = prepare_feed(outcome.content, outcome.final_url, outcome.content_type, feed.url, now,
                                 *feed_options(ctx, feed), signatures=False)
     if prepared.error is not None:
-        _record_failure(ctx, feed, outcome.status, prepared.error, now=now, summary=summary, writes=writes)
-        return
+        return _record_failure(ctx, feed, outcome.status, prepared.error, now=now, summary=summary, started=started)
     items = prepared.items
     window_start = now - timedelta(seconds=feed.alert_window_seconds)
     alertable = [
@@ -306,9 +337,14 @@ def _store_outcome(
     ]
     # Match first, outside any write transaction, so the write lock is held for inserts only
     # (a slow item never makes other commands wait or fail with "database is locked").
-    matches = _match_unseen(ctx, items, alertable, matcher, now=now)
-    with session_scope(ctx.engine) as session:
-        new = store.insert_new_items(session, feed.id, items, alertable=alertable)
+    matches = _match_unseen(ctx, items, alertable, matcher, now=now, reading=reading)
+    signatures.update(prepared.signatures)
+    if unsigned is not None:
+        unsigned.extend(it for it in items if matches.get(it.fingerprint) and it.fingerprint not in signatures)
+    fetched, parsed = outcome, prepared
+
+    def apply(session: Session) -> Written:
+        new = store.insert_new_items(session, feed.id, items, alertable=alertable, matched_with=match_key)
         hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
@@ -317,42 +353,53 @@ def _store_outcome(
                     found = matcher.match(_document(item), on=_reference_date(item, now))
                 hits.extend((item_id, m) for m in found)
         store.insert_hits(session, hits, now=now)
-        if match_key is not None:
-            store.mark_matched(session, [item_id for item_id, _item, ok in new if ok], match_key)
         # Stories only matter for what is delivered: group the items that hit a watchlist (a few
         # in a hundred), not the whole stream, which keeps the story index small and writes cheap.
         hit_items = {item_id for item_id, _m in hits}
         store.assign_stories(session, [(item_id, item) for item_id, item, _ok in new if item_id in hit_items],
                              now=now, window=STORY_WINDOW, threshold=STORY_THRESHOLD,
-                             precomputed=prepared.signatures)
-        ttl = prepared.ttl_minutes * 60 if prepared.ttl_minutes else None
-        upcoming_poll = rhythm.next_poll_at(rhythm.PollOutcome(new_items=len(new), hints=(outcome.max_age, ttl)),
+                             precomputed=signatures)
+        ttl = parsed.ttl_minutes * 60 if parsed.ttl_minutes else None
+        upcoming_poll = rhythm.next_poll_at(rhythm.PollOutcome(new_items=len(new), hints=(fetched.max_age, ttl)),
                                             feed, _rhythm_policy(ctx), now, ctx.rand)
-        gap = upcoming_poll.entry_gap_seconds
-        next_poll = upcoming_poll.at
-        store.record_poll_success(session, feed.id, now=now, status=outcome.status, etag=outcome.etag,
-                                  last_modified=outcome.last_modified, next_poll_at=next_poll, not_modified=False,
-                                  moved_to=moved, new_items=len(new), entry_gap_seconds=gap,
-                                  note=_skipped_note(prepared.skipped))
-    summary.new_items += len(new)
+        state = store.PollState(feed.id, now=now, status=fetched.status, etag=fetched.etag,
+                                last_modified=fetched.last_modified, next_poll_at=upcoming_poll.at,
+                                not_modified=False, moved_to=moved, new_items=len(new),
+                                entry_gap_seconds=upcoming_poll.entry_gap_seconds,
+                                note=_skipped_note(parsed.skipped))
+        return state, lambda: _report_stored(summary, feed, items, parsed, len(new), hits)
+
+    return FeedWrite(feed, started, apply, _internal_error(ctx, feed, now=now, summary=summary))
+
+
+def _nothing() -> None:
+    pass
+
+
+def _report_stored(summary: PollSummary, feed: store.ClaimedFeed, items: list[Item], prepared: Prepared,
+                   new: int, hits: list[tuple[int, Match]]) -> None:
+    summary.new_items += new
     for _item_id, m in hits:
         summary.hits[m.watchlist] += 1
     if prepared.skipped:
         log.warning("feed read with entries skipped: %s", _skipped_note(prepared.skipped),
                     extra={"feed_url": feed.url, "feed_id": feed.id})
-    log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": len(new),
+    log.info("feed polled", extra={"feed_url": feed.url, "feed_id": feed.id, "new_items": new,
                                    "hits": len(hits), "undated": sum(it.date_from_fetch for it in items)})
 
 
 def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matcher: Matcher, *,
-                  now: datetime) -> dict[str, list[Match]]:
+                  now: datetime, reading: Connection) -> dict[str, list[Match]]:
     """Matches of the alertable items the database has not seen, by fingerprint; no write lock held.
 
     Items another worker inserts meanwhile are matched for nothing: the insert that follows
-    tells which items are new, and only their matches become hits.
+    tells which items are new, and only their matches become hits. ``reading``: the cycle's
+    read-only connection; its transaction ends before matching (no snapshot held meanwhile).
     """
-    with read_scope(ctx.engine) as session:
-        known = store.known_fingerprints(session, (it.fingerprint for it in items))
+    try:
+        known = store.known_fingerprints(reading, (it.fingerprint for it in items))
+    finally:
+        reading.rollback()
     matches: dict[str, list[Match]] = {}
     for item, ok in zip(items, alertable, strict=True):
         if ok and item.fingerprint not in known and item.fingerprint not in matches:
@@ -395,6 +442,17 @@ def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: s
         return Prepared([], {}, None, f"{url}: reading this feed took more than {exc.seconds:g} s of CPU; refused "
                                       f"({len(content) // 1024} KB; a feed this large or convoluted costs every poll)")
     return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped))
+
+
+def _prepare_unsigned(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+                      encoding: str | None = None, timezone: str | None = None) -> Prepared:
+    """:func:`prepare_feed` without story signatures (run in a worker: only items that hit need one)."""
+    return prepare_feed(content, url, content_type, feed_url, now, encoding, timezone, signatures=False)
+
+
+def story_signatures(texts: list[tuple[str, str, str]]) -> dict[str, StorySignature]:
+    """``{fingerprint: signature}`` of (fingerprint, title, summary) items; runs in a parse worker."""
+    return {fp: signature_for(title, summary) for fp, title, summary in texts}
 
 
 def _skipped_note(skipped: tuple[str, ...]) -> str | None:

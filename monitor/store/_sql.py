@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlmodel import Session, col
@@ -14,6 +15,25 @@ def _insert(session: Session, table: Any) -> Any:
 
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
+def _statement(session: Session, name: str, build: Callable[[Any], Any]) -> Any:
+    """A statement built once per dialect (``build`` takes the dialect's ``insert``) and reused.
+
+    Executed with a list of parameter sets (``executemany``; with RETURNING, SQLAlchemy's
+    "insertmanyvalues" batches the rows), one statement object compiles once, however many rows
+    a call has; a ``VALUES`` list built per call changes shape with every row count.
+    """
+    dialect = session.get_bind().dialect.name
+    stmt = _STATEMENTS.get((dialect, name))
+    if stmt is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt = _STATEMENTS[(dialect, name)] = build(postgresql.insert if dialect == "postgresql" else sqlite.insert)
+    return stmt
 
 
 def _claimable_ids(session: Session, query: Any, model: Any) -> list[int]:

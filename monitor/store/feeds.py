@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -203,47 +203,113 @@ def record_poll_success(
     session: Session, feed_id: int, *, now: datetime, status: int, etag: str | None,
     last_modified: str | None, next_poll_at: datetime, not_modified: bool, moved_to: str | None = None,
     new_items: int = 0, entry_gap_seconds: float | None = None, note: str | None = None,
+    poll_ms: int | None = None,
 ) -> None:
     """A successful poll. ``moved_to``: the permanent redirect seen this time (None: no redirect).
 
     ``note``: what the operator should know although the poll succeeded ("2 entries skipped: ..."),
     kept in ``last_error`` (the error count stays 0: the feed is healthy).
     """
-    values: dict[str, Any] = dict(
-        last_status=status, last_error=note[:2000] if note else None, error_count=0, last_polled_at=now,
-        last_success_at=now, next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
-    )
-    if not not_modified:
-        values.update(etag=etag, last_modified=last_modified)
-    if new_items:
-        values.update(last_entry_at=now, entry_gap_seconds=entry_gap_seconds)
-    session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
-    session.execute(
-        sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.first_polled_at).is_(None))
-        .values(first_polled_at=now)
-    )
-    if moved_to is None:
-        # The redirect did not hold: forget it (and go back to the original URL).
-        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id, col(Feed.moved_to).is_not(None))
-                        .values(moved_to=None, moved_since=None))
-    else:
-        session.execute(sa.update(Feed).where(col(Feed.id) == feed_id, sa.or_(
-            col(Feed.moved_to).is_(None), col(Feed.moved_to) != moved_to)).values(moved_to=moved_to, moved_since=now))
+    record_poll_states(session, [PollState(
+        feed_id, now=now, status=status, next_poll_at=next_poll_at, not_modified=not_modified, etag=etag,
+        last_modified=last_modified, moved_to=moved_to, new_items=new_items, entry_gap_seconds=entry_gap_seconds,
+        note=note, poll_ms=poll_ms)])
 
 
 def record_poll_failure(
     session: Session, feed_id: int, *, now: datetime, status: int | None, error: str, next_poll_at: datetime,
-    disable: bool = False,
+    disable: bool = False, poll_ms: int | None = None,
 ) -> None:
-    values: dict[str, Any] = dict(
-        last_status=status, last_error=error[:2000], error_count=Feed.error_count + 1, last_polled_at=now,
-        next_poll_at=next_poll_at, lease_until=None, lease_owner=None,
+    record_poll_states(session, [PollState(feed_id, now=now, status=status, next_poll_at=next_poll_at, error=error,
+                                           disable=disable, poll_ms=poll_ms)])
+
+
+@dataclass(frozen=True, slots=True)
+class PollState:
+    """What one poll leaves on its feed's row: a success (``error`` None) or a failure.
+
+    Success: ``not_modified`` keeps the stored validators (ETag, Last-Modified); ``new_items`` moves
+    the publishing rhythm; ``moved_to`` is the permanent redirect seen this time (None: none, and a
+    move recorded earlier is forgotten). Failure: the error count grows; ``disable`` (410) turns the
+    feed off. ``poll_ms``: from the start of the fetch until stored.
+    """
+
+    feed_id: int
+    _: KW_ONLY
+    now: datetime
+    status: int | None
+    next_poll_at: datetime
+    error: str | None = None
+    disable: bool = False
+    not_modified: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
+    moved_to: str | None = None
+    new_items: int = 0
+    entry_gap_seconds: float | None = None
+    note: str | None = None
+    poll_ms: int | None = None
+
+
+def record_poll_states(session: Session, states: Sequence[PollState]) -> None:
+    """Write many feeds' poll outcomes: one ``executemany`` UPDATE for the successes, one for the failures.
+
+    The statements are built once (module level), so each batch reuses one compiled statement however
+    many rows it has; no ORM object is loaded. Every column any outcome may change is in both
+    statements, the conditional ones as ``CASE`` over the row's old values (the right-hand sides of an
+    ``UPDATE`` read the row before the change, on SQLite as on PostgreSQL).
+    """
+    successes = [
+        {"_id": s.feed_id, "_now": s.now, "_status": s.status, "_next": s.next_poll_at, "_ms": s.poll_ms,
+         "_note": s.note[:2000] if s.note else None, "_keep": s.not_modified, "_etag": s.etag,
+         "_lm": s.last_modified, "_new": bool(s.new_items), "_gap": s.entry_gap_seconds, "_moved": s.moved_to}
+        for s in states if s.error is None
+    ]
+    failures = [
+        {"_id": s.feed_id, "_now": s.now, "_status": s.status, "_next": s.next_poll_at, "_ms": s.poll_ms,
+         "_error": (s.error or "")[:2000], "_disable": s.disable}
+        for s in states if s.error is not None
+    ]
+    connection = session.connection()
+    if successes:
+        connection.execute(_SUCCESS, successes)
+    if failures:
+        connection.execute(_FAILURE, failures)
+
+
+def _poll_statements() -> tuple[Any, Any]:
+    feeds = Feed.__table__  # type: ignore[attr-defined]
+    c = feeds.c
+    when = c.last_polled_at.type
+
+    def param(name: str, type_: Any) -> Any:
+        return sa.bindparam(name, type_=type_)
+
+    now, moved = param("_now", when), param("_moved", c.moved_to.type)
+    common = dict(last_status=param("_status", sa.Integer()), last_polled_at=now,
+                  next_poll_at=param("_next", when), lease_until=None, lease_owner=None,
+                  last_poll_ms=param("_ms", sa.Integer()))
+    success = sa.update(feeds).where(c.id == param("_id", sa.Integer())).values(
+        **common, last_error=param("_note", c.last_error.type), error_count=0, last_success_at=now,
+        first_polled_at=sa.func.coalesce(c.first_polled_at, now),
+        etag=sa.case((param("_keep", sa.Boolean()), c.etag), else_=param("_etag", c.etag.type)),
+        last_modified=sa.case((param("_keep", sa.Boolean()), c.last_modified),
+                              else_=param("_lm", c.last_modified.type)),
+        last_entry_at=sa.case((param("_new", sa.Boolean()), now), else_=c.last_entry_at),
+        entry_gap_seconds=sa.case((param("_new", sa.Boolean()), param("_gap", sa.Float())),
+                                  else_=c.entry_gap_seconds),
+        moved_to=moved,
+        moved_since=sa.case((moved.is_(None), sa.null()),
+                            (sa.or_(c.moved_to.is_(None), c.moved_to != moved), now), else_=c.moved_since),
     )
-    if disable:
-        values["active"] = False
-    session.execute(sa.update(Feed).where(col(Feed.id) == feed_id).values(**values))
+    failure = sa.update(feeds).where(c.id == param("_id", sa.Integer())).values(
+        **common, last_error=param("_error", c.last_error.type), error_count=c.error_count + 1,
+        active=sa.case((param("_disable", sa.Boolean()), sa.false()), else_=c.active),
+    )
+    return success, failure
 
 
+_SUCCESS, _FAILURE = _poll_statements()
 
 
 def problem_feeds(session: Session, *, now: datetime, failing_for: int) -> list[tuple[Feed, str]]:

@@ -15,26 +15,12 @@ from sqlmodel import Session, col
 from monitor.domain import Match, StoredHit, StoryRef
 from monitor.models import DeliveryHit, Feed, Hit
 from monitor.models import Item as ItemRow
-from monitor.store._sql import _CHUNK, _insert
+from monitor.store._sql import _statement
 
 
 def insert_hits(session: Session, hits: Iterable[tuple[int, Match]], *, now: datetime) -> int:
     """Store hits; a (item, watchlist) pair already stored is left alone. Returns the count inserted."""
-    rows = [
-        dict(item_id=item_id, watchlist=m.watchlist, watchlist_version=m.version, score=m.score,
-             evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
-        for item_id, m in hits
-    ]
-    table = Hit.__table__  # type: ignore[attr-defined]
-    inserted = 0
-    for start in range(0, len(rows), _CHUNK):
-        stmt = (
-            _insert(session, table).values(rows[start:start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
-            .returning(table.c.id)
-        )
-        inserted += len(session.execute(stmt).all())
-    return inserted
+    return len(insert_hits_reporting(session, hits, now=now))
 
 
 def insert_hits_reporting(session: Session, hits: Iterable[tuple[int, Match]], *,
@@ -45,16 +31,16 @@ def insert_hits_reporting(session: Session, hits: Iterable[tuple[int, Match]], *
              evidence=json.dumps(list(m.evidence), ensure_ascii=False), created_at=now)
         for item_id, m in hits
     ]
+    if not rows:
+        return []
+    result = session.connection().execute(_statement(session, "hits", _hit_insert), rows)
+    return [(item_id, name) for item_id, name in result]
+
+
+def _hit_insert(insert: Any) -> Any:
     table = Hit.__table__  # type: ignore[attr-defined]
-    inserted: list[tuple[int, str]] = []
-    for start in range(0, len(rows), _CHUNK):
-        stmt = (
-            _insert(session, table).values(rows[start:start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
-            .returning(table.c.item_id, table.c.watchlist)
-        )
-        inserted.extend((item_id, name) for item_id, name in session.execute(stmt))
-    return inserted
+    return (insert(table).on_conflict_do_nothing(index_elements=["item_id", "watchlist"])
+            .returning(table.c.item_id, table.c.watchlist))
 
 
 def _hit_query() -> Any:

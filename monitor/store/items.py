@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col
@@ -13,45 +14,58 @@ from monitor.domain import Item
 from monitor.lang import script_language
 from monitor.models import Feed
 from monitor.models import Item as ItemRow
-from monitor.store._sql import _CHUNK, _insert
+from monitor.store._sql import _CHUNK, _statement
 
 
-def known_fingerprints(session: Session, fingerprints: Iterable[str]) -> set[str]:
-    """Which of ``fingerprints`` this database already holds (a read: call it outside write transactions)."""
+def known_fingerprints(session: Session | sa.Connection, fingerprints: Iterable[str]) -> set[str]:
+    """Which of ``fingerprints`` this database already holds (a read: call it outside write transactions).
+
+    One statement built once (an expanding IN), so a poll asking for every feed it reads costs no compiling.
+    """
     wanted = list(dict.fromkeys(fingerprints))
     known: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
-        known.update(session.scalars(sa.select(col(ItemRow.fingerprint)).where(col(ItemRow.fingerprint).in_(chunk))))
+        known.update(session.execute(_KNOWN, {"fingerprints": wanted[start:start + _CHUNK]}).scalars())
     return known
 
 
+_FINGERPRINT = ItemRow.__table__.c.fingerprint  # type: ignore[attr-defined]
+_KNOWN = sa.select(_FINGERPRINT).where(_FINGERPRINT.in_(sa.bindparam("fingerprints", expanding=True)))
+
+
 def insert_new_items(
-    session: Session, feed_id: int, items: Sequence[Item], *, alertable: Sequence[bool]
+    session: Session, feed_id: int, items: Sequence[Item], *, alertable: Sequence[bool],
+    matched_with: str | None = None,
 ) -> list[tuple[int, Item, bool]]:
-    """Insert the items this database has not seen; return ``(id, item, alertable)`` for those only."""
+    """Insert the items this database has not seen; return ``(id, item, alertable)`` for those only.
+
+    ``matched_with``: the match set the alertable items were just matched against (recorded with
+    them, as :func:`monitor.store.mark_matched` would afterwards).
+    """
     by_fp: dict[str, tuple[Item, bool]] = {}
     for item, ok in zip(items, alertable, strict=True):
         by_fp.setdefault(item.fingerprint, (item, ok))  # a feed repeating an entry: keep the first
-    new: list[tuple[int, Item, bool]] = []
+    if not by_fp:
+        return []
     rows = [
         dict(fingerprint=fp, feed_id=feed_id, guid=it.guid, link=it.link, title=it.title, summary=it.summary,
              content=it.content, author=it.author, published_at=it.published_at, fetched_at=it.fetched_at,
-             alertable=ok, lang=script_language(f"{it.title} {it.summary}"))
+             alertable=ok, lang=script_language(f"{it.title} {it.summary}"),
+             matched_with=matched_with if ok else None)
         for fp, (it, ok) in by_fp.items()
     ]
-    table = ItemRow.__table__  # type: ignore[attr-defined]
-    for start in range(0, len(rows), _CHUNK):
-        stmt = (
-            _insert(session, table)
-            .values(rows[start:start + _CHUNK])
-            .on_conflict_do_nothing(index_elements=["fingerprint"])
-            .returning(table.c.id, table.c.fingerprint)
-        )
-        for item_id, fp in session.execute(stmt):
-            item, ok = by_fp[fp]
-            new.append((item_id, item, ok))
+    new: list[tuple[int, Item, bool]] = []
+    # Rows RETURNING comes back in no particular order (conflicts return none): matched by fingerprint.
+    for item_id, fp in session.connection().execute(_statement(session, "items", _item_insert), rows):
+        item, ok = by_fp[fp]
+        new.append((item_id, item, ok))
     return new
+
+
+def _item_insert(insert: Any) -> Any:
+    table = ItemRow.__table__  # type: ignore[attr-defined]
+    return (insert(table).on_conflict_do_nothing(index_elements=["fingerprint"])
+            .returning(table.c.id, table.c.fingerprint))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from monitor.operations import Figures
+
+# Upper bounds (seconds) of the poll-duration buckets: a loopback or nearby feed takes tens of
+# milliseconds, a slow server seconds, and the fetch deadline caps the rest.
+POLL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 class _FiguresCollector(Collector):
@@ -59,6 +64,23 @@ class _FiguresCollector(Collector):
                 if isinstance(value, int | float):
                     polled.add_metric([owner, figure], float(value))
         yield polled
+        yield poll_histogram(f.poll_seconds)
+
+
+def poll_histogram(durations: tuple[float, ...]) -> HistogramMetricFamily:
+    """Feeds by how long their last poll took (fetch start to stored), from the durations stored per feed.
+
+    Built from each feed's last duration rather than counted in the process, so any web process
+    reports every worker's feeds and the figures survive restarts; it describes the feeds as they
+    are now, not every poll ever made.
+    """
+    buckets: list[tuple[str, float]] = []
+    for bound in POLL_BUCKETS:
+        buckets.append((floatToGoString(bound), sum(1 for d in durations if d <= bound)))
+    buckets.append(("+Inf", len(durations)))
+    return HistogramMetricFamily("monitor_feed_poll_duration_seconds",
+                                 "Feeds by the duration of their last poll, from the start of the fetch to stored.",
+                                 buckets=buckets, sum_value=sum(durations))
 
 
 def render(figures: Figures) -> bytes:

@@ -58,6 +58,30 @@ def test_metrics_count_feeds_hits_and_deliveries(web: Web) -> None:
     assert samples[("monitor_last_poll_cycle", (("figure", "feeds_polled"), ("worker", "w1")))] == 7
 
 
+def test_metrics_histogram_of_the_feeds_last_poll_durations(web: Web) -> None:
+    import sqlalchemy as sa
+
+    web.seed([Story(title="a", feed="https://a.example/rss"), Story(title="b", feed="https://b.example/rss"),
+              Story(title="c", feed="https://c.example/rss")])
+    with session_scope(web.engine) as session:
+        ids = [feed.id for feed in store.list_feeds(session)]
+        assert len(ids) >= 3
+        for feed_id, ms in zip(ids, (40, 700, 12_000), strict=False):  # any further feed: never polled
+            session.execute(sa.update(store.Feed).where(store.Feed.id == feed_id).values(last_poll_ms=ms))
+    response = web.client().get("/metrics")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(response.text) for s in family.samples}
+    bucket = "monitor_feed_poll_duration_seconds_bucket"
+    assert samples[(bucket, (("le", "0.05"),))] == 1
+    assert samples[(bucket, (("le", "0.5"),))] == 1
+    assert samples[(bucket, (("le", "1.0"),))] == 2
+    assert samples[(bucket, (("le", "10.0"),))] == 2
+    assert samples[(bucket, (("le", "30.0"),))] == 3
+    assert samples[(bucket, (("le", "+Inf"),))] == 3
+    assert samples[("monitor_feed_poll_duration_seconds_count", ())] == 3
+    assert samples[("monitor_feed_poll_duration_seconds_sum", ())] == 12.74
+
+
 def test_every_response_carries_the_security_headers(web: Web) -> None:
     client = web.client()
     for path in ("/healthz", "/login", "/api/v1/hits", "/unsubscribe/x.y", "/static/style.css", "/nowhere"):

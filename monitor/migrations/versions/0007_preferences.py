@@ -1,7 +1,7 @@
 """subscriber preferences: watchlists, cadence, time zone and quiet hours chosen by one address
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-25
 
 A new table only; existing rows are untouched. An address's own delivery state lives in an ordinary
@@ -14,7 +14,7 @@ import monitor.models
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
