@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,12 +38,13 @@ from monitor.pipeline.context import (
     Context,
 )
 from monitor.redact import display_host, redact
-from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
+from monitor.schedules import Schedule, in_quiet_hours, load_zone, parse_schedule
 
 log = logging.getLogger("monitor")
 
 DELIVERY_LEASE_SECONDS = 300
 MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
+PLAN_BATCH = 100  # subscriptions claimed, planned and advanced in one transaction
 
 
 # --- delivery -----------------------------------------------------------------------------------
@@ -73,37 +75,104 @@ def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> Deliv
     return summary
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A subscription due for planning: its configuration, row id and parsed schedule."""
+
+    cfg: SubscriptionConfig
+    sub_id: int
+    schedule: Schedule
+
+
 def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: DeliverySummary) -> None:
-    """Render and enqueue one message per due subscription that has undelivered hits."""
+    """Render and enqueue the messages of every due subscription that has undelivered hits.
+
+    Due subscriptions are planned ``PLAN_BATCH`` at a time, each batch in one transaction: claim,
+    read the pending hits (one query per set of subscriptions that follow the same lists), render,
+    enqueue, advance. A subscription whose digest cannot be built or rendered is left unplanned
+    (its lease given back) while the rest of its batch goes ahead; a batch whose statements fail is
+    planned again one subscription at a time, so one bad row never blocks the others.
+    """
     titles = watchlist_titles(ctx)
     extras = _DigestExtras(ctx, now)
     with session_scope(ctx.engine) as session:
         rows = store.get_subscriptions(session)
+    due: list[_Due] = []
     for cfg in ctx.settings.subscriptions:
         row = rows.get(cfg.name)
         if row is None or row.id is None:
             continue
         schedule = parse_schedule(cfg.schedule, cfg.timezone)
-        due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
-        if not due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
+        is_due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
+        if not is_due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
             continue  # a digest due in quiet hours stays due and goes out when they end
+        due.append(_Due(cfg, row.id, schedule))
+    for start in range(0, len(due), PLAN_BATCH):
+        batch = due[start:start + PLAN_BATCH]
         try:
-            # One transaction: claim, render, enqueue, advance. Another worker's claim on the same
-            # row waits for this commit and then finds the lease taken (or, after a crash, free again).
-            with session_scope(ctx.engine) as session:
-                if not store.claim_subscription(session, row.id, now=now, lease_seconds=DELIVERY_LEASE_SECONDS):
-                    continue
-                since = row.created_at or now
-                hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
-                                              limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
+            _plan_batch(ctx, batch, now=now, titles=titles, extras=extras, summary=summary)
+        except Exception:
+            if len(batch) == 1:
+                _planning_failed(batch[0], summary)
+                continue
+            log.warning("planning %d subscriptions together failed; planning them one by one", len(batch),
+                        exc_info=True)
+            for one in batch:
+                try:
+                    _plan_batch(ctx, [one], now=now, titles=titles, extras=extras, summary=summary)
+                except Exception:
+                    _planning_failed(one, summary)
+
+
+def _planning_failed(due: _Due, summary: DeliverySummary) -> None:
+    exc = sys.exc_info()[1]
+    log.exception("planning failed", extra={"subscription": due.cfg.name})
+    summary.errors.append(f"{due.cfg.name}: {exc}")
+
+
+def _plan_batch(ctx: Context, batch: list[_Due], *, now: datetime, titles: dict[str, str], extras: _DigestExtras,
+                summary: DeliverySummary) -> None:
+    """Claim, plan and advance these subscriptions in one transaction (see :func:`plan_deliveries`).
+
+    Another worker's claim on the same rows waits for this commit and then finds the leases taken
+    (or, after a crash, free again). The summary changes only once the transaction has committed.
+    """
+    planned = 0
+    errors: list[str] = []
+    with session_scope(ctx.engine) as session:
+        claimed = store.claim_subscriptions(session, [d.sub_id for d in batch], now=now,
+                                            lease_seconds=DELIVERY_LEASE_SECONDS)
+        mine = [d for d in batch if d.sub_id in claimed]
+        pending: dict[int, list[StoredHit]] = {}
+        sets: dict[tuple[tuple[str, ...], float], list[_Due]] = {}
+        for d in mine:
+            sets.setdefault((tuple(d.cfg.watchlists), d.cfg.min_score), []).append(d)
+        for (watchlists, min_score), members in sets.items():
+            pending.update(store.undelivered_hits_for(session, [d.sub_id for d in members], watchlists, now=now,
+                                                      limit=MAX_HITS_PER_PLAN, min_score=min_score))
+        emailed = [d.cfg.name for d in mine if d.cfg.webhook is None and d.cfg.ntfy is None and pending[d.sub_id]]
+        gone = store.unsubscribed_by_subscription(session, emailed) if emailed else {}
+        messages: list[store.NewDelivery] = []
+        finished: list[tuple[int, datetime | None]] = []
+        failed: list[int] = []
+        for d in mine:
+            try:
+                hits = pending[d.sub_id]
                 if hits:
-                    digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now, extras=extras)
-                    summary.planned += _enqueue(session, ctx, cfg, row.id, digest, now=now)
-                next_due = None if schedule.immediate else schedule.next_due(now)
-                store.finish_subscription_plan(session, row.id, now=now, next_due_at=next_due)
-        except Exception as exc:  # one subscription's failure never blocks the others
-            log.exception("planning failed", extra={"subscription": cfg.name})
-            summary.errors.append(f"{cfg.name}: {exc}")
+                    digest = build_subscription_digest(session, ctx, d.cfg, hits, titles, now=now, extras=extras)
+                    messages.extend(_messages(ctx, d.cfg, d.sub_id, digest, now=now,
+                                              gone=gone.get(d.cfg.name, set())))
+            except Exception as exc:  # one subscription's failure never blocks the others
+                log.exception("planning failed", extra={"subscription": d.cfg.name})
+                errors.append(f"{d.cfg.name}: {exc}")
+                failed.append(d.sub_id)
+                continue
+            finished.append((d.sub_id, None if d.schedule.immediate else d.schedule.next_due(now)))
+        planned = len(store.enqueue_deliveries(session, messages, now=now))
+        store.finish_subscription_plans(session, finished, now=now)
+        store.release_subscriptions(session, failed)
+    summary.planned += planned
+    summary.errors.extend(errors)
 
 
 def watchlist_titles(ctx: Context) -> dict[str, str]:
@@ -196,9 +265,9 @@ async def _send_once(ctx: Context, kind: str, message: Outgoing, *, now: datetim
         return await Transports(TransportDeps(ctx.settings, client, policy)).send(kind, message, now=now)
 
 
-def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,
-             now: datetime) -> int:
-    """Render and store the messages for one digest; returns how many deliveries were enqueued."""
+def _messages(ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *, now: datetime,
+              gone: set[str]) -> list[store.NewDelivery]:
+    """Render the messages of one digest for the outbox (``gone``: lower-cased addresses that left)."""
     if cfg.webhook is not None:
         if cfg.webhook.format == "json":
             key = f"msg_{uuid.uuid4().hex}"
@@ -206,36 +275,34 @@ def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: in
         else:  # chat platforms: one delivery per message, split to the platform's limits
             parts = [(body, hit_ids, f"msg_{uuid.uuid4().hex}")
                      for body, hit_ids in render_chat_parts(digest, cfg.webhook.format)]
-        for body, hit_ids, key in parts:
-            store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="webhook",
-                                   subject=f"{len(hit_ids)} hits", payload=body, recipients=cfg.webhook.url,
-                                   hit_ids=hit_ids, now=now)
-        return len(parts)
+        return [store.NewDelivery(subscription_id=sub_id, key=key, transport="webhook", subject=f"{len(hit_ids)} hits",
+                                  payload=body, recipients=cfg.webhook.url, hit_ids=hit_ids)
+                for body, hit_ids, key in parts]
     if cfg.ntfy is not None:
-        ntfy_parts = split_digest(digest, cfg.max_items)
-        for part in ntfy_parts:
+        messages = []
+        for part in split_digest(digest, cfg.max_items):
             title, text = render_ntfy(part)
-            store.enqueue_delivery(session, subscription_id=sub_id, key=f"msg_{uuid.uuid4().hex}", transport="ntfy",
-                                   subject=title, payload=text, recipients=cfg.ntfy.url, hit_ids=part.hit_ids, now=now)
-        return len(ntfy_parts)
+            messages.append(store.NewDelivery(subscription_id=sub_id, key=f"msg_{uuid.uuid4().hex}", transport="ntfy",
+                                              subject=title, payload=text, recipients=cfg.ntfy.url,
+                                              hit_ids=part.hit_ids))
+        return messages
     settings = ctx.settings
     sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
     # An address that unsubscribed (stored in the database) wins over the config's list.
-    gone = store.unsubscribed_addresses(session, cfg.name)
     recipients = [address for address in cfg.email or [] if address.lower() not in gone]
     if not recipients:
-        return 0
-    messages = split_digest(digest, cfg.max_items)
-    for part in messages:
+        return []
+    messages = []
+    for part in split_digest(digest, cfg.max_items):
         key = f"msg_{uuid.uuid4().hex}"
         rendered = render_email(part)
         payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
                           recipients=recipients, key=key, date=now,
                           extra_headers=_unsubscribe_headers(settings, cfg.name, recipients))
-        store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email",
-                               subject=rendered.subject, payload=payload, recipients=json.dumps(recipients),
-                               hit_ids=part.hit_ids, now=now)
-    return len(messages)
+        messages.append(store.NewDelivery(subscription_id=sub_id, key=key, transport="email",
+                                          subject=rendered.subject, payload=payload,
+                                          recipients=json.dumps(recipients), hit_ids=part.hit_ids))
+    return messages
 
 
 def _unsubscribe_headers(settings: Settings, subscription: str, recipients: list[str]) -> dict[str, str]:

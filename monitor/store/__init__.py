@@ -41,6 +41,7 @@ from monitor.store.hits import (
     list_hits,
     stored_hit_items,
     undelivered_hits,
+    undelivered_hits_for,
 )
 from monitor.store.items import (
     ArchivedItem,
@@ -52,7 +53,9 @@ from monitor.store.items import (
 )
 from monitor.store.match_sets import ensure_match_set, mark_matched, match_set_key, match_sets
 from monitor.store.outbox import (
+    NewDelivery,
     claim_due_deliveries,
+    enqueue_deliveries,
     enqueue_delivery,
     list_deliveries,
     record_delivery_failure,
@@ -63,10 +66,14 @@ from monitor.store.retention import Retention, prune
 from monitor.store.stories import assign_stories, prune_story_keys
 from monitor.store.subscriptions import (
     claim_subscription,
+    claim_subscriptions,
     finish_subscription_plan,
+    finish_subscription_plans,
     get_subscriptions,
     record_unsubscribe,
+    release_subscriptions,
     unsubscribed_addresses,
+    unsubscribed_by_subscription,
 )
 from monitor.store.workers import health_counts, heartbeat, list_workers, remove_worker
 
@@ -82,6 +89,7 @@ __all__ = [
     "FeedSpec",
     "Hit",
     "MatchSet",
+    "NewDelivery",
     "Retention",
     "StoredItem",
     "StoryKey",
@@ -95,10 +103,13 @@ __all__ = [
     "claim_due_deliveries",
     "claim_due_feeds",
     "claim_subscription",
+    "claim_subscriptions",
+    "enqueue_deliveries",
     "enqueue_delivery",
     "ensure_match_set",
     "feed_problem",
     "finish_subscription_plan",
+    "finish_subscription_plans",
     "get_feed",
     "get_subscriptions",
     "health_counts",
@@ -126,6 +137,7 @@ __all__ = [
     "record_poll_success",
     "record_unsubscribe",
     "release_feed_leases",
+    "release_subscriptions",
     "remove_feed",
     "remove_worker",
     "renew_feed_leases",
@@ -135,5 +147,7 @@ __all__ = [
     "stored_hit_items",
     "sync_config",
     "undelivered_hits",
+    "undelivered_hits_for",
     "unsubscribed_addresses",
+    "unsubscribed_by_subscription",
 ]

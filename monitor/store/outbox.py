@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -13,24 +14,50 @@ from monitor.models import Delivery, DeliveryHit
 from monitor.store._sql import _claimable_ids
 
 
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A rendered message for the outbox, before it has a row."""
+
+    subscription_id: int
+    key: str
+    transport: str
+    subject: str
+    payload: bytes
+    recipients: str
+    hit_ids: Sequence[int]
+
+
 def enqueue_delivery(
     session: Session, *, subscription_id: int, key: str, transport: str, subject: str, payload: bytes,
     recipients: str, hit_ids: Sequence[int], now: datetime,
 ) -> int:
     """Add a rendered delivery and link its hits; the unique (subscription, hit) key forbids a second send."""
-    delivery = Delivery(
-        subscription_id=subscription_id, key=key, transport=transport, status="pending", subject=subject,
-        payload=payload, recipients=recipients, hit_count=len(hit_ids), next_attempt_at=now, created_at=now,
-    )
-    session.add(delivery)
-    session.flush()
-    assert delivery.id is not None
-    if hit_ids:
-        session.execute(
-            sa.insert(DeliveryHit),
-            [dict(delivery_id=delivery.id, hit_id=h, subscription_id=subscription_id) for h in hit_ids],
-        )
-    return delivery.id
+    [delivery_id] = enqueue_deliveries(session, [NewDelivery(
+        subscription_id=subscription_id, key=key, transport=transport, subject=subject, payload=payload,
+        recipients=recipients, hit_ids=hit_ids)], now=now)
+    return delivery_id
+
+
+def enqueue_deliveries(session: Session, deliveries: Sequence[NewDelivery], *, now: datetime) -> list[int]:
+    """Add rendered deliveries and link their hits: two statements, each compiled once however many rows.
+
+    Returns the new ids in the order given. A (subscription, hit) pair linked before fails the whole
+    call (the unique key), so a hit is never enqueued twice for one subscription.
+    """
+    if not deliveries:
+        return []
+    table, links = Delivery.__table__, DeliveryHit.__table__  # type: ignore[attr-defined]
+    ids = [row.id for row in session.execute(
+        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True),
+        [dict(subscription_id=d.subscription_id, key=d.key, transport=d.transport, status="pending",
+              subject=d.subject, payload=d.payload, recipients=d.recipients, hit_count=len(d.hit_ids), attempts=0,
+              next_attempt_at=now, created_at=now) for d in deliveries],
+    )]
+    rows = [dict(delivery_id=delivery_id, hit_id=h, subscription_id=d.subscription_id)
+            for delivery_id, d in zip(ids, deliveries, strict=True) for h in d.hit_ids]
+    if rows:
+        session.execute(sa.insert(links), rows)
+    return ids
 
 
 def claim_due_deliveries(
