@@ -10,9 +10,8 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -23,45 +22,26 @@ from monitor.deliver.chat import render_chat, render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
 from monitor.deliver.email import compose
 from monitor.deliver.ntfy import render_ntfy
-from monitor.deliver.outbox import next_attempt_at
 from monitor.deliver.render import render_email, render_webhook, webhook_payload
 from monitor.deliver.tokens import make_token
 from monitor.deliver.transport import Outgoing, TransportDeps, Transports
 from monitor.domain import StoredHit
-from monitor.errors import (
-    DeliveryError,
-)
 from monitor.ingest.fetch import build_client
 from monitor.match.anniversaries import upcoming
-from monitor.models import Delivery
 from monitor.pipeline.context import (
     Context,
 )
+from monitor.pipeline.sending import DELIVERY_LEASE_SECONDS, DeliverySummary, send_due
 from monitor.redact import display_host, redact
 from monitor.schedules import Schedule, in_quiet_hours, load_zone, parse_schedule
 
 log = logging.getLogger("monitor")
 
-DELIVERY_LEASE_SECONDS = 300
 MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
 PLAN_BATCH = 100  # subscriptions claimed, planned and advanced in one transaction
 
 
 # --- delivery -----------------------------------------------------------------------------------
-
-
-@dataclass
-class DeliverySummary:
-    planned: int = 0
-    sent: int = 0
-    failed: int = 0
-    dead: int = 0
-    targets: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"planned": self.planned, "sent": self.sent, "failed": self.failed, "dead": self.dead,
-                "targets": self.targets, "errors": self.errors}
 
 
 def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> DeliverySummary:
@@ -108,6 +88,7 @@ def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: Delive
             continue  # a digest due in quiet hours stays due and goes out when they end
         due.append(_Due(cfg, row.id, schedule))
     for start in range(0, len(due), PLAN_BATCH):
+        ctx.check_stop()
         batch = due[start:start + PLAN_BATCH]
         try:
             _plan_batch(ctx, batch, now=now, titles=titles, extras=extras, summary=summary)
@@ -315,137 +296,3 @@ def _unsubscribe_headers(settings: Settings, subscription: str, recipients: list
         "List-Unsubscribe": f"<{settings.base_url.rstrip('/')}/unsubscribe/{token}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    delivery: Delivery
-    sub_name: str
-    target: str | None = None
-    error: DeliveryError | None = None
-
-
-class _SendClock:
-    """The time of one step of a delivery cycle: the cycle's ``now`` plus the time elapsed since.
-
-    Claims, signatures and records use it, so a long batch signs each webhook with a fresh
-    timestamp and each lease starts when its delivery is claimed, while the cycle's start
-    stays a parameter (tests and replays pass it; ``monotonic`` is injectable).
-    """
-
-    def __init__(self, start: datetime, monotonic: Callable[[], float]) -> None:
-        self.start, self.monotonic, self.origin = start, monotonic, monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=max(0.0, self.monotonic() - self.origin))
-
-
-@dataclass(frozen=True)
-class _Senders:
-    """What one delivery cycle sends with: transports, the configured subscriptions, names by id."""
-
-    transports: Transports
-    names: dict[int, str]
-    configured: dict[str, SubscriptionConfig]
-
-
-async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
-                   ids: list[int] | None = None) -> None:
-    """Send every delivery that was due when the cycle began; never waits for a later retry.
-
-    ``delivery_concurrency`` senders send and record one delivery at a time; deliveries are
-    claimed a few at a time (one per sender), just before they are sent, so a lease starts at
-    most one send before its delivery goes out and a long batch never lets another worker
-    re-claim what is still being sent. Each outcome is recorded as soon as it is known: a crash
-    re-sends at most the deliveries in flight, with the same idempotency keys. One delivery's
-    failure, of whatever kind, is that delivery's outcome and never stops the others.
-    """
-    settings = ctx.settings
-    clock = _SendClock(now, ctx.monotonic)
-    with session_scope(ctx.engine) as session:
-        names = {row.id: row.name for row in store.get_subscriptions(session).values() if row.id is not None}
-    policy = ctx.webhook_policy
-    async with build_client(policy) as client:
-        senders = _Senders(
-            transports=Transports(TransportDeps(settings, client, policy)),
-            names=names, configured={sub.name: sub for sub in settings.subscriptions},
-        )
-
-        # Claimed but not yet started: never more than one delivery per sender, so none waits longer
-        # than one send for a free sender, far inside its lease. No await between a check and its
-        # update, so the senders (tasks on one loop) cannot race on these.
-        waiting: list[Delivery] = []
-        exhausted = False
-        chunk = min(settings.delivery_concurrency, settings.delivery_batch)
-
-        async def sender() -> None:
-            nonlocal exhausted
-            while True:
-                if not waiting and not exhausted:
-                    waiting.extend(store.claim_due_deliveries(
-                        ctx.engine, now=clock(), due_by=now, limit=chunk, ids=ids,
-                        lease_seconds=DELIVERY_LEASE_SECONDS))
-                    exhausted = not waiting
-                if not waiting:
-                    return
-                outcome = await _send_one(waiting.pop(0), senders, clock)
-                _record_outcome(ctx, outcome, now=clock(), summary=summary)
-
-        await asyncio.gather(*(sender() for _ in range(settings.delivery_concurrency)))
-
-
-async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) -> _Outcome:
-    """Send one delivery; every exception becomes its outcome (a bug or an odd receiver costs one)."""
-    sub_name = senders.names.get(delivery.subscription_id, "?")
-    try:
-        assert delivery.created_at is not None
-        message = Outgoing(key=delivery.key, subscription=sub_name, target=delivery.recipients,
-                           payload=delivery.payload, created_at=delivery.created_at, subject=delivery.subject or "",
-                           config=senders.configured.get(sub_name))
-        target = await senders.transports.send(delivery.transport, message, now=clock())
-    except DeliveryError as exc:
-        return _Outcome(delivery, sub_name, error=exc)
-    except Exception as exc:
-        log.debug("unexpected error sending a delivery", exc_info=True,
-                  extra={"subscription": sub_name, "delivery_id": delivery.id})
-        error = DeliveryError(f"{delivery.transport} delivery failed unexpectedly: {str(exc) or 'no detail'}; "
-                              "it will be retried")
-        return _Outcome(delivery, sub_name, error=error)
-    return _Outcome(delivery, sub_name, target=target)
-
-
-def _record_outcome(ctx: Context, out: _Outcome, *, now: datetime, summary: DeliverySummary) -> None:
-    """Record one outcome in its own transaction, as soon as it is known."""
-    d = out.delivery
-    assert d.id is not None and d.created_at is not None
-    retry: datetime | None = None
-    if out.error is not None:
-        retry = next_attempt_at(ctx.retry, attempts=d.attempts + 1, created_at=d.created_at, now=now,
-                                rand=ctx.rand(), retry_after=out.error.retry_after, permanent=out.error.permanent)
-    try:
-        with session_scope(ctx.engine) as session:
-            if out.error is None:
-                store.record_delivery_sent(session, d.id, now=now, target=out.target or "")
-            else:
-                store.record_delivery_failure(session, d.id, error=str(out.error), next_attempt_at=retry)
-    except Exception as exc:
-        # Sent but not recorded: the lease expires and the delivery goes out again with the
-        # same idempotency key (webhook-id / Message-ID), so the receiver can drop the repeat.
-        log.error("delivery outcome not recorded (%s); it will be re-sent with the same key", exc,
-                  extra={"subscription": out.sub_name, "delivery_id": d.id})
-        summary.errors.append(f"{out.sub_name}: delivery {d.id} sent but not recorded (will re-send with the "
-                              "same key)")
-        return
-    if out.error is None:
-        summary.sent += 1
-        summary.targets.append(out.target or "")
-        log.info("delivery sent", extra={"subscription": out.sub_name, "delivery_id": d.id})
-        return
-    if retry is None:
-        summary.dead += 1
-    else:
-        summary.failed += 1
-    summary.errors.append(f"{out.sub_name}: {out.error}")
-    log.warning("delivery failed: %s", out.error, extra={
-        "subscription": out.sub_name, "delivery_id": d.id, "attempt": d.attempts + 1})
-

@@ -60,6 +60,7 @@ from monitor.store.outbox import (
     list_deliveries,
     record_delivery_failure,
     record_delivery_sent,
+    release_deliveries,
     retry_deliveries,
 )
 from monitor.store.retention import Retention, prune
@@ -136,6 +137,7 @@ __all__ = [
     "record_poll_failure",
     "record_poll_success",
     "record_unsubscribe",
+    "release_deliveries",
     "release_feed_leases",
     "release_subscriptions",
     "remove_feed",

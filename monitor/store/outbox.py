@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -91,26 +93,49 @@ def claim_due_deliveries(
     return claimed
 
 
-def record_delivery_sent(session: Session, delivery_id: int, *, now: datetime, target: str) -> None:
-    session.execute(
-        sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(
-            status="sent", sent_at=now, attempts=Delivery.attempts + 1, last_error=None, lease_until=None,
-            target=target,
-        )
+@cache
+def _sent_statement() -> Any:
+    """The UPDATE of a sent delivery, built once: it runs once per delivery sent."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    return sa.update(table).where(table.c.id == sa.bindparam("delivery_id")).values(
+        status="sent", sent_at=sa.bindparam("at"), attempts=table.c.attempts + 1, last_error=None, lease_until=None,
+        target=sa.bindparam("where"),
     )
+
+
+@cache
+def _failure_statement() -> Any:
+    """The UPDATE of a failed attempt (pending again, or dead), built once."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    return sa.update(table).where(table.c.id == sa.bindparam("delivery_id")).values(
+        status=sa.bindparam("new_status"), attempts=table.c.attempts + 1, last_error=sa.bindparam("error"),
+        next_attempt_at=sa.bindparam("retry_at"), lease_until=None,
+    )
+
+
+def record_delivery_sent(session: Session, delivery_id: int, *, now: datetime, target: str) -> None:
+    session.connection().execute(_sent_statement(), {"delivery_id": delivery_id, "at": now, "where": target})
 
 
 def record_delivery_failure(
     session: Session, delivery_id: int, *, error: str, next_attempt_at: datetime | None
 ) -> None:
     """A failed attempt: retry at ``next_attempt_at``, or ``dead`` when it is None."""
-    session.execute(
-        sa.update(Delivery).where(col(Delivery.id) == delivery_id).values(
-            status="pending" if next_attempt_at is not None else "dead",
-            attempts=Delivery.attempts + 1, last_error=error[:2000], next_attempt_at=next_attempt_at,
-            lease_until=None,
-        )
-    )
+    session.connection().execute(_failure_statement(), {
+        "delivery_id": delivery_id, "new_status": "pending" if next_attempt_at is not None else "dead",
+        "error": error[:2000], "retry_at": next_attempt_at,
+    })
+
+
+def release_deliveries(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Give back the leases of claimed deliveries that were not sent (a cycle stopped for shutdown).
+
+    They stay pending and due as they were, so the next cycle, here or on another worker, sends them.
+    """
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(delivery_ids), 500):
+        session.execute(sa.update(table).where(table.c.id.in_(list(delivery_ids[start:start + 500])),
+                                               table.c.status == "pending").values(lease_until=None))
 
 
 def list_deliveries(session: Session, *, status: str | None = None) -> list[Delivery]:
