@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor import store
 from monitor.config import SubscriptionConfig
@@ -35,6 +36,10 @@ log = logging.getLogger("monitor")
 
 DELIVERY_LEASE_SECONDS = 300
 STOP_CHECK_SECONDS = 0.2  # how often a delivery cycle in flight looks for a shutdown request
+# Sends in flight to one receiver host at a time: a few kept-alive connections carry a long batch
+# to one endpoint as fast as many would, without crowding the receiver or the connection pool.
+SENDS_PER_HOST = 4
+HTTP_CHANNELS = frozenset({"webhook", "ntfy"})
 
 
 @dataclass
@@ -115,6 +120,7 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
         waiting: list[Delivery] = []
         exhausted = False
         claiming = asyncio.Lock()
+        slots: dict[str, asyncio.Semaphore] = {}
         chunk = min(settings.delivery_concurrency, settings.delivery_batch)
 
         async def sender() -> None:
@@ -132,7 +138,9 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
                 if not waiting:
                     return
                 delivery = waiting.pop(0)
-                await recorder.record(await _send_one(delivery, senders, clock))
+                async with _host_slot(slots, delivery):
+                    outcome = await _send_one(delivery, senders, clock)
+                await recorder.record(outcome)
                 held.discard(delivery.id or 0)
 
         try:
@@ -146,6 +154,22 @@ async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
                 store.release_deliveries(session, unsent)
         log.info("delivery cycle stopped for shutdown; %d deliveries in flight left pending", len(unsent))
         raise CycleStopped()
+
+
+def _host_slot(slots: dict[str, asyncio.Semaphore],
+               delivery: Delivery) -> asyncio.Semaphore | contextlib.nullcontext[None]:
+    """The slot limiting sends to this delivery's receiver host (HTTP channels; email has its own server)."""
+    if delivery.transport not in HTTP_CHANNELS:
+        return contextlib.nullcontext()
+    try:
+        parts = urlsplit(delivery.recipients)
+        host = f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port}"
+    except ValueError:
+        return contextlib.nullcontext()  # the transport says what is wrong with the URL
+    slot = slots.get(host)
+    if slot is None:
+        slot = slots[host] = asyncio.Semaphore(SENDS_PER_HOST)
+    return slot
 
 
 async def _until_stopped(ctx: Context, work: Coroutine[Any, Any, Any] | asyncio.Future[Any]) -> None:
