@@ -255,8 +255,8 @@ def store_hits(engine: Any, settings: Any) -> int:
 def run_worker(kind: str, n: int, port: int, profile: bool) -> dict[str, Any]:
     from monitor import pipeline
     from monitor.db import make_engine, upgrade
-    from monitor.pipeline import deliver as cycle_module
     from monitor.logs import setup_logging
+    from monitor.pipeline import deliver as cycle_module
 
     setup_logging("WARNING")  # as `monitor deliver --once` does
     started = time.perf_counter()
