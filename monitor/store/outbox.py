@@ -74,21 +74,24 @@ def claim_due_deliveries(
     """
     until = now + timedelta(seconds=lease_seconds)
     due = due_by if due_by is not None else now
-    free = sa.or_(col(Delivery.lease_until).is_(None), col(Delivery.lease_until) < now)
-    query = select(Delivery).where(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= due, free)
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    claimable = [table.c.status == "pending", table.c.next_attempt_at <= due,
+                 sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now)]
+    query = sa.select(table.c.id).where(*claimable)
     if ids is not None:
-        query = query.where(col(Delivery.id).in_(list(ids)))
-    query = query.order_by(col(Delivery.next_attempt_at), col(Delivery.id)).limit(limit)
-    with Session(engine, expire_on_commit=False) as session:
-        claimed = list(session.scalars(
-            # The UPDATE re-checks every condition, not only the lease: a row another worker sent
-            # and released meanwhile must not be claimed again.
-            sa.update(Delivery).where(col(Delivery.id).in_(_claimable_ids(session, query, Delivery)), free,
-                                      col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= due)
-            .values(lease_until=until).returning(Delivery)
-            .execution_options(synchronize_session=False)
-        ).all())
+        query = query.where(table.c.id.in_(list(ids)))
+    query = query.order_by(table.c.next_attempt_at, table.c.id).limit(limit)
+    with Session(engine) as session:
+        candidates = _claimable_ids(session, query, Delivery)
+        # The UPDATE re-checks every condition, not only the lease: a row another worker sent
+        # and released meanwhile must not be claimed again. Core rows, not ORM loads: a long
+        # batch claims thousands of rows, a few at a time.
+        rows = session.connection().execute(
+            sa.update(table).where(table.c.id.in_(candidates), *claimable).values(lease_until=until)
+            .returning(*table.c)
+        ).all() if candidates else []
         session.commit()
+    claimed = [Delivery(**row._mapping) for row in rows]
     claimed.sort(key=lambda d: (d.next_attempt_at or until, d.id or 0))
     return claimed
 
