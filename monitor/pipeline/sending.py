@@ -38,7 +38,7 @@ DELIVERY_LEASE_SECONDS = 300
 STOP_CHECK_SECONDS = 0.2  # how often a delivery cycle in flight looks for a shutdown request
 # Sends in flight to one receiver host at a time: a few kept-alive connections carry a long batch
 # to one endpoint as fast as many would, without crowding the receiver or the connection pool.
-SENDS_PER_HOST = 4
+SENDS_PER_HOST = 8
 HTTP_CHANNELS = frozenset({"webhook", "ntfy"})
 
 
