@@ -1,6 +1,7 @@
-"""One delivery cycle: plan digests for due subscriptions, send what is due, record the outcomes.
+"""One delivery cycle: plan digests for due subscriptions (in batches), then send what is due.
 
-Per-delivery failures are caught here, logged once, recorded on their row, and the cycle goes on.
+Sending and recording outcomes live in :mod:`monitor.pipeline.sending`; test messages and
+examples are here. A subscription that fails to plan is logged once and left for the next cycle.
 """
 
 from __future__ import annotations
