@@ -174,6 +174,8 @@ class Delivery(SQLModel, table=True):
     """One rendered message in the outbox: email (SMTP or .eml file) or webhook POST."""
 
     __tablename__ = "deliveries"
+    # The outbox claim reads pending rows in due order (no sort, stops at its limit).
+    __table_args__ = (sa.Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     subscription_id: int = Field(foreign_key="subscriptions.id", index=True)

@@ -1,6 +1,7 @@
-"""One delivery cycle: plan digests for due subscriptions, send what is due, record the outcomes.
+"""One delivery cycle: plan digests for due subscriptions (in batches), then send what is due.
 
-Per-delivery failures are caught here, logged once, recorded on their row, and the cycle goes on.
+Sending and recording outcomes live in :mod:`monitor.pipeline.sending`; test messages and
+examples are here. A subscription that fails to plan is logged once and left for the next cycle.
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -22,44 +23,26 @@ from monitor.deliver.chat import render_chat, render_chat_parts
 from monitor.deliver.digest import ComingUp, Digest, SourceProblem, build_digest, example_digest, split_digest
 from monitor.deliver.email import compose
 from monitor.deliver.ntfy import render_ntfy
-from monitor.deliver.outbox import next_attempt_at
 from monitor.deliver.render import render_email, render_webhook, webhook_payload
 from monitor.deliver.transport import Outgoing, TransportDeps, Transports
 from monitor.domain import StoredHit
-from monitor.errors import (
-    DeliveryError,
-)
 from monitor.ingest.fetch import build_client
 from monitor.match.anniversaries import upcoming
-from monitor.models import Delivery
 from monitor.pipeline.context import (
     Context,
 )
+from monitor.pipeline.sending import DELIVERY_LEASE_SECONDS, DeliverySummary, send_due
 from monitor.pipeline.subscribers import plan_targets, subscriber_links
 from monitor.redact import display_host, redact
-from monitor.schedules import in_quiet_hours, load_zone, parse_schedule
+from monitor.schedules import Schedule, in_quiet_hours, load_zone, parse_schedule
 
 log = logging.getLogger("monitor")
 
-DELIVERY_LEASE_SECONDS = 300
 MAX_HITS_PER_PLAN = 2000  # hits planned per subscription per cycle; the rest follow next cycle
+PLAN_BATCH = 100  # subscriptions claimed, planned and advanced in one transaction
 
 
 # --- delivery -----------------------------------------------------------------------------------
-
-
-@dataclass
-class DeliverySummary:
-    planned: int = 0
-    sent: int = 0
-    failed: int = 0
-    dead: int = 0
-    targets: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {"planned": self.planned, "sent": self.sent, "failed": self.failed, "dead": self.dead,
-                "targets": self.targets, "errors": self.errors}
 
 
 def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> DeliverySummary:
@@ -73,38 +56,106 @@ def delivery_cycle(ctx: Context, *, now: datetime, flush: bool = False) -> Deliv
     return summary
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """A subscription due for planning: its configuration, row id and parsed schedule."""
+
+    cfg: SubscriptionConfig
+    sub_id: int
+    schedule: Schedule
+
+
 def plan_deliveries(ctx: Context, *, now: datetime, flush: bool, summary: DeliverySummary) -> None:
-    """Render and enqueue one message per due subscription that has undelivered hits."""
+    """Render and enqueue the messages of every due subscription that has undelivered hits.
+
+    Due subscriptions are planned ``PLAN_BATCH`` at a time, each batch in one transaction: claim,
+    read the pending hits (one query per set of subscriptions that follow the same lists), render,
+    enqueue, advance. A subscription whose digest cannot be built or rendered is left unplanned
+    (its lease given back) while the rest of its batch goes ahead; a batch whose statements fail is
+    planned again one subscription at a time, so one bad row never blocks the others.
+    """
     titles = watchlist_titles(ctx)
     extras = _DigestExtras(ctx, now)
     with session_scope(ctx.engine) as session:
         targets = plan_targets(session, ctx.settings, now=now)  # subscribers' preferences win for their address
         rows = store.get_subscriptions(session)
+    due: list[_Due] = []
     for target in targets:
         cfg, row = target.config, rows.get(target.row_name)
         if row is None or row.id is None:
             continue
         schedule = parse_schedule(cfg.schedule, cfg.timezone)
-        due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
-        if not due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
+        is_due = schedule.immediate or flush or (row.next_due_at is not None and row.next_due_at <= now)
+        if not is_due or in_quiet_hours(cfg.quiet_hours, now, load_zone(cfg.timezone)):
             continue  # a digest due in quiet hours stays due and goes out when they end
+        due.append(_Due(cfg, row.id, schedule))
+    for start in range(0, len(due), PLAN_BATCH):
+        ctx.check_stop()
+        batch = due[start:start + PLAN_BATCH]
         try:
-            # One transaction: claim, render, enqueue, advance. Another worker's claim on the same
-            # row waits for this commit and then finds the lease taken (or, after a crash, free again).
-            with session_scope(ctx.engine) as session:
-                if not store.claim_subscription(session, row.id, now=now, lease_seconds=DELIVERY_LEASE_SECONDS):
-                    continue
-                since = row.created_at or now
-                hits = store.undelivered_hits(session, row.id, cfg.watchlists, since=since,
-                                              limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score)
+            _plan_batch(ctx, batch, now=now, titles=titles, extras=extras, summary=summary)
+        except Exception:
+            if len(batch) == 1:
+                _planning_failed(batch[0], summary)
+                continue
+            log.warning("planning %d subscriptions together failed; planning them one by one", len(batch),
+                        exc_info=True)
+            for one in batch:
+                try:
+                    _plan_batch(ctx, [one], now=now, titles=titles, extras=extras, summary=summary)
+                except Exception:
+                    _planning_failed(one, summary)
+
+
+def _planning_failed(due: _Due, summary: DeliverySummary) -> None:
+    exc = sys.exc_info()[1]
+    log.exception("planning failed", extra={"subscription": due.cfg.name})
+    summary.errors.append(f"{due.cfg.name}: {exc}")
+
+
+def _plan_batch(ctx: Context, batch: list[_Due], *, now: datetime, titles: dict[str, str], extras: _DigestExtras,
+                summary: DeliverySummary) -> None:
+    """Claim, plan and advance these subscriptions in one transaction (see :func:`plan_deliveries`).
+
+    Another worker's claim on the same rows waits for this commit and then finds the leases taken
+    (or, after a crash, free again). The summary changes only once the transaction has committed.
+    """
+    planned = 0
+    errors: list[str] = []
+    with session_scope(ctx.engine) as session:
+        claimed = store.claim_subscriptions(session, [d.sub_id for d in batch], now=now,
+                                            lease_seconds=DELIVERY_LEASE_SECONDS)
+        mine = [d for d in batch if d.sub_id in claimed]
+        pending: dict[int, list[StoredHit]] = {}
+        sets: dict[tuple[tuple[str, ...], float], list[_Due]] = {}
+        for d in mine:
+            sets.setdefault((tuple(d.cfg.watchlists), d.cfg.min_score), []).append(d)
+        for (watchlists, min_score), members in sets.items():
+            pending.update(store.undelivered_hits_for(session, [d.sub_id for d in members], watchlists, now=now,
+                                                      limit=MAX_HITS_PER_PLAN, min_score=min_score))
+        emailed = [d.cfg.name for d in mine if d.cfg.webhook is None and d.cfg.ntfy is None and pending[d.sub_id]]
+        gone = store.unsubscribed_by_subscription(session, emailed) if emailed else {}
+        messages: list[store.NewDelivery] = []
+        finished: list[tuple[int, datetime | None]] = []
+        failed: list[int] = []
+        for d in mine:
+            try:
+                hits = pending[d.sub_id]
                 if hits:
-                    digest = build_subscription_digest(session, ctx, cfg, hits, titles, now=now, extras=extras)
-                    summary.planned += _enqueue(session, ctx, cfg, row.id, digest, now=now)
-                next_due = None if schedule.immediate else schedule.next_due(now)
-                store.finish_subscription_plan(session, row.id, now=now, next_due_at=next_due)
-        except Exception as exc:  # one subscription's failure never blocks the others
-            log.exception("planning failed", extra={"subscription": cfg.name})
-            summary.errors.append(f"{cfg.name}: {exc}")
+                    digest = build_subscription_digest(session, ctx, d.cfg, hits, titles, now=now, extras=extras)
+                    messages.extend(_messages(ctx, d.cfg, d.sub_id, digest, now=now,
+                                              gone=gone.get(d.cfg.name, set())))
+            except Exception as exc:  # one subscription's failure never blocks the others
+                log.exception("planning failed", extra={"subscription": d.cfg.name})
+                errors.append(f"{d.cfg.name}: {exc}")
+                failed.append(d.sub_id)
+                continue
+            finished.append((d.sub_id, None if d.schedule.immediate else d.schedule.next_due(now)))
+        planned = len(store.enqueue_deliveries(session, messages, now=now))
+        store.finish_subscription_plans(session, finished, now=now)
+        store.release_subscriptions(session, failed)
+    summary.planned += planned
+    summary.errors.extend(errors)
 
 
 def watchlist_titles(ctx: Context) -> dict[str, str]:
@@ -197,9 +248,9 @@ async def _send_once(ctx: Context, kind: str, message: Outgoing, *, now: datetim
         return await Transports(TransportDeps(ctx.settings, client, policy)).send(kind, message, now=now)
 
 
-def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *,
-             now: datetime) -> int:
-    """Render and store the messages for one digest; returns how many deliveries were enqueued."""
+def _messages(ctx: Context, cfg: SubscriptionConfig, sub_id: int, digest: Digest, *, now: datetime,
+              gone: set[str]) -> list[store.NewDelivery]:
+    """Render the messages of one digest for the outbox (``gone``: lower-cased addresses that left)."""
     if cfg.webhook is not None:
         if cfg.webhook.format == "json":
             key = f"msg_{uuid.uuid4().hex}"
@@ -207,167 +258,32 @@ def _enqueue(session: Session, ctx: Context, cfg: SubscriptionConfig, sub_id: in
         else:  # chat platforms: one delivery per message, split to the platform's limits
             parts = [(body, hit_ids, f"msg_{uuid.uuid4().hex}")
                      for body, hit_ids in render_chat_parts(digest, cfg.webhook.format)]
-        for body, hit_ids, key in parts:
-            store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="webhook",
-                                   subject=f"{len(hit_ids)} hits", payload=body, recipients=cfg.webhook.url,
-                                   hit_ids=hit_ids, now=now)
-        return len(parts)
+        return [store.NewDelivery(subscription_id=sub_id, key=key, transport="webhook", subject=f"{len(hit_ids)} hits",
+                                  payload=body, recipients=cfg.webhook.url, hit_ids=hit_ids)
+                for body, hit_ids, key in parts]
     if cfg.ntfy is not None:
-        ntfy_parts = split_digest(digest, cfg.max_items)
-        for part in ntfy_parts:
+        messages = []
+        for part in split_digest(digest, cfg.max_items):
             title, text = render_ntfy(part)
-            store.enqueue_delivery(session, subscription_id=sub_id, key=f"msg_{uuid.uuid4().hex}", transport="ntfy",
-                                   subject=title, payload=text, recipients=cfg.ntfy.url, hit_ids=part.hit_ids, now=now)
-        return len(ntfy_parts)
+            messages.append(store.NewDelivery(subscription_id=sub_id, key=f"msg_{uuid.uuid4().hex}", transport="ntfy",
+                                              subject=title, payload=text, recipients=cfg.ntfy.url,
+                                              hit_ids=part.hit_ids))
+        return messages
     settings = ctx.settings
     sender = settings.smtp.from_ if settings.smtp else "monitor@localhost"
     # An address that unsubscribed (stored in the database) wins over the config's list.
-    gone = store.unsubscribed_addresses(session, cfg.name)
     recipients = [address for address in cfg.email or [] if address.lower() not in gone]
     if not recipients:
-        return 0
+        return []
     headers, preferences_url = subscriber_links(settings, cfg.name, recipients, now=now)
-    messages = split_digest(replace(digest, preferences_url=preferences_url), cfg.max_items)
-    for part in messages:
+    messages = []
+    for part in split_digest(replace(digest, preferences_url=preferences_url), cfg.max_items):
         key = f"msg_{uuid.uuid4().hex}"
         rendered = render_email(part)
         payload = compose(subject=rendered.subject, text=rendered.text, html=rendered.html, sender=sender,
                           recipients=recipients, key=key, date=now, extra_headers=headers)
-        store.enqueue_delivery(session, subscription_id=sub_id, key=key, transport="email",
-                               subject=rendered.subject, payload=payload, recipients=json.dumps(recipients),
-                               hit_ids=part.hit_ids, now=now)
-    return len(messages)
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    delivery: Delivery
-    sub_name: str
-    target: str | None = None
-    error: DeliveryError | None = None
-
-
-class _SendClock:
-    """The time of one step of a delivery cycle: the cycle's ``now`` plus the time elapsed since.
-
-    Claims, signatures and records use it, so a long batch signs each webhook with a fresh
-    timestamp and each lease starts when its delivery is claimed, while the cycle's start
-    stays a parameter (tests and replays pass it; ``monotonic`` is injectable).
-    """
-
-    def __init__(self, start: datetime, monotonic: Callable[[], float]) -> None:
-        self.start, self.monotonic, self.origin = start, monotonic, monotonic()
-
-    def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=max(0.0, self.monotonic() - self.origin))
-
-
-@dataclass(frozen=True)
-class _Senders:
-    """What one delivery cycle sends with: transports, the configured subscriptions, names by id."""
-
-    transports: Transports
-    names: dict[int, str]
-    configured: dict[str, SubscriptionConfig]
-
-
-async def send_due(ctx: Context, *, now: datetime, summary: DeliverySummary,
-                   ids: list[int] | None = None) -> None:
-    """Send every delivery that was due when the cycle began; never waits for a later retry.
-
-    ``delivery_concurrency`` senders send and record one delivery at a time; deliveries are
-    claimed a few at a time (one per sender), just before they are sent, so a lease starts at
-    most one send before its delivery goes out and a long batch never lets another worker
-    re-claim what is still being sent. Each outcome is recorded as soon as it is known: a crash
-    re-sends at most the deliveries in flight, with the same idempotency keys. One delivery's
-    failure, of whatever kind, is that delivery's outcome and never stops the others.
-    """
-    settings = ctx.settings
-    clock = _SendClock(now, ctx.monotonic)
-    with session_scope(ctx.engine) as session:
-        names = {row.id: row.name for row in store.get_subscriptions(session).values() if row.id is not None}
-    policy = ctx.webhook_policy
-    async with build_client(policy) as client:
-        senders = _Senders(
-            transports=Transports(TransportDeps(settings, client, policy)),
-            names=names, configured={sub.name: sub for sub in settings.subscriptions},
-        )
-
-        # Claimed but not yet started: never more than one delivery per sender, so none waits longer
-        # than one send for a free sender, far inside its lease. No await between a check and its
-        # update, so the senders (tasks on one loop) cannot race on these.
-        waiting: list[Delivery] = []
-        exhausted = False
-        chunk = min(settings.delivery_concurrency, settings.delivery_batch)
-
-        async def sender() -> None:
-            nonlocal exhausted
-            while True:
-                if not waiting and not exhausted:
-                    waiting.extend(store.claim_due_deliveries(
-                        ctx.engine, now=clock(), due_by=now, limit=chunk, ids=ids,
-                        lease_seconds=DELIVERY_LEASE_SECONDS))
-                    exhausted = not waiting
-                if not waiting:
-                    return
-                outcome = await _send_one(waiting.pop(0), senders, clock)
-                _record_outcome(ctx, outcome, now=clock(), summary=summary)
-
-        await asyncio.gather(*(sender() for _ in range(settings.delivery_concurrency)))
-
-
-async def _send_one(delivery: Delivery, senders: _Senders, clock: _SendClock) -> _Outcome:
-    """Send one delivery; every exception becomes its outcome (a bug or an odd receiver costs one)."""
-    sub_name = senders.names.get(delivery.subscription_id, "?")
-    try:
-        assert delivery.created_at is not None
-        message = Outgoing(key=delivery.key, subscription=sub_name, target=delivery.recipients,
-                           payload=delivery.payload, created_at=delivery.created_at, subject=delivery.subject or "",
-                           config=senders.configured.get(sub_name))
-        target = await senders.transports.send(delivery.transport, message, now=clock())
-    except DeliveryError as exc:
-        return _Outcome(delivery, sub_name, error=exc)
-    except Exception as exc:
-        log.debug("unexpected error sending a delivery", exc_info=True,
-                  extra={"subscription": sub_name, "delivery_id": delivery.id})
-        error = DeliveryError(f"{delivery.transport} delivery failed unexpectedly: {str(exc) or 'no detail'}; "
-                              "it will be retried")
-        return _Outcome(delivery, sub_name, error=error)
-    return _Outcome(delivery, sub_name, target=target)
-
-
-def _record_outcome(ctx: Context, out: _Outcome, *, now: datetime, summary: DeliverySummary) -> None:
-    """Record one outcome in its own transaction, as soon as it is known."""
-    d = out.delivery
-    assert d.id is not None and d.created_at is not None
-    retry: datetime | None = None
-    if out.error is not None:
-        retry = next_attempt_at(ctx.retry, attempts=d.attempts + 1, created_at=d.created_at, now=now,
-                                rand=ctx.rand(), retry_after=out.error.retry_after, permanent=out.error.permanent)
-    try:
-        with session_scope(ctx.engine) as session:
-            if out.error is None:
-                store.record_delivery_sent(session, d.id, now=now, target=out.target or "")
-            else:
-                store.record_delivery_failure(session, d.id, error=str(out.error), next_attempt_at=retry)
-    except Exception as exc:
-        # Sent but not recorded: the lease expires and the delivery goes out again with the
-        # same idempotency key (webhook-id / Message-ID), so the receiver can drop the repeat.
-        log.error("delivery outcome not recorded (%s); it will be re-sent with the same key", exc,
-                  extra={"subscription": out.sub_name, "delivery_id": d.id})
-        summary.errors.append(f"{out.sub_name}: delivery {d.id} sent but not recorded (will re-send with the "
-                              "same key)")
-        return
-    if out.error is None:
-        summary.sent += 1
-        summary.targets.append(out.target or "")
-        log.info("delivery sent", extra={"subscription": out.sub_name, "delivery_id": d.id})
-        return
-    if retry is None:
-        summary.dead += 1
-    else:
-        summary.failed += 1
-    summary.errors.append(f"{out.sub_name}: {out.error}")
-    log.warning("delivery failed: %s", out.error, extra={
-        "subscription": out.sub_name, "delivery_id": d.id, "attempt": d.attempts + 1})
+        messages.append(store.NewDelivery(subscription_id=sub_id, key=key, transport="email",
+                                          subject=rendered.subject, payload=payload,
+                                          recipients=json.dumps(recipients), hit_ids=part.hit_ids))
+    return messages
 

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         list_hits,
         stored_hit_items,
         undelivered_hits,
+        undelivered_hits_for,
     )
     from monitor.store.items import (
         ArchivedItem,
@@ -63,11 +64,14 @@ if TYPE_CHECKING:
     )
     from monitor.store.match_sets import ensure_match_set, mark_matched, match_set_key, match_sets
     from monitor.store.outbox import (
+        NewDelivery,
         claim_due_deliveries,
+        enqueue_deliveries,
         enqueue_delivery,
         list_deliveries,
         record_delivery_failure,
         record_delivery_sent,
+        release_deliveries,
         retry_deliveries,
     )
     from monitor.store.preferences import (
@@ -82,10 +86,14 @@ if TYPE_CHECKING:
     from monitor.store.stories import assign_stories, prune_story_keys
     from monitor.store.subscriptions import (
         claim_subscription,
+        claim_subscriptions,
         finish_subscription_plan,
+        finish_subscription_plans,
         get_subscriptions,
         record_unsubscribe,
+        release_subscriptions,
         unsubscribed_addresses,
+        unsubscribed_by_subscription,
     )
     from monitor.store.workers import health_counts, heartbeat, list_workers, remove_worker
 
@@ -104,8 +112,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "monitor.store.hits": (
         "count_undelivered_hits", "insert_hits", "insert_hits_reporting", "known_hit_watchlists", "list_hits",
-        "stored_hit_items",
-        "undelivered_hits",
+        "stored_hit_items", "undelivered_hits", "undelivered_hits_for",
     ),
     "monitor.store.items": (
         "ArchivedItem", "StoredItem", "insert_new_items", "items_to_rematch", "iter_items", "known_fingerprints",
@@ -113,8 +120,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     ),
     "monitor.store.match_sets": ("ensure_match_set", "mark_matched", "match_set_key", "match_sets"),
     "monitor.store.outbox": (
-        "claim_due_deliveries", "enqueue_delivery", "list_deliveries", "record_delivery_failure",
-        "record_delivery_sent", "retry_deliveries",
+        "NewDelivery", "claim_due_deliveries", "enqueue_deliveries", "enqueue_delivery", "list_deliveries",
+        "record_delivery_failure", "record_delivery_sent", "release_deliveries", "retry_deliveries",
     ),
     "monitor.store.preferences": (
         "OwnRow", "all_preferences", "ensure_own_rows", "get_preference", "save_preference", "unsubscribed_pairs",
@@ -122,8 +129,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "monitor.store.retention": ("Retention", "prune"),
     "monitor.store.stories": ("assign_stories", "prune_story_keys"),
     "monitor.store.subscriptions": (
-        "claim_subscription", "finish_subscription_plan", "get_subscriptions", "record_unsubscribe",
-        "unsubscribed_addresses",
+        "claim_subscription", "claim_subscriptions", "finish_subscription_plan", "finish_subscription_plans",
+        "get_subscriptions", "record_unsubscribe", "release_subscriptions", "unsubscribed_addresses",
+        "unsubscribed_by_subscription",
     ),
     "monitor.store.workers": ("health_counts", "heartbeat", "list_workers", "remove_worker"),
 }
@@ -172,6 +180,7 @@ __all__ = [
     "FeedSpec",
     "Hit",
     "MatchSet",
+    "NewDelivery",
     "OwnRow",
     "PollState",
     "Retention",
@@ -188,12 +197,15 @@ __all__ = [
     "claim_due_deliveries",
     "claim_due_feeds",
     "claim_subscription",
+    "claim_subscriptions",
     "count_undelivered_hits",
+    "enqueue_deliveries",
     "enqueue_delivery",
     "ensure_match_set",
     "ensure_own_rows",
     "feed_problem",
     "finish_subscription_plan",
+    "finish_subscription_plans",
     "get_feed",
     "get_preference",
     "get_subscriptions",
@@ -223,7 +235,9 @@ __all__ = [
     "record_poll_states",
     "record_poll_success",
     "record_unsubscribe",
+    "release_deliveries",
     "release_feed_leases",
+    "release_subscriptions",
     "remove_feed",
     "remove_worker",
     "renew_feed_leases",
@@ -234,6 +248,8 @@ __all__ = [
     "stored_hit_items",
     "sync_config",
     "undelivered_hits",
+    "undelivered_hits_for",
     "unsubscribed_addresses",
+    "unsubscribed_by_subscription",
     "unsubscribed_pairs",
 ]

@@ -1,7 +1,7 @@
 """API indexes: hits by watchlist in id order
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-25
 
 A page of one watchlist's hits, newest first, is a backward range scan of (watchlist, id): without it
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
