@@ -1,5 +1,5 @@
-"""Read views the JSON API serves beside hits and items: stories (one event, several reports) and
-subscriptions (their definition from the config, their progress from the database).
+"""Read views the JSON API serves beside hits and items: stories (one event, several reports).
+Subscriptions come from ``operations.subscriptions``, as on the web page.
 
 Each page is a fixed number of queries whatever its size: the stories of a page, their reports,
 counts and watchlists come in one query each, never one per story.
@@ -16,16 +16,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from monitor import store
-from monitor.models import Delivery, Feed, Hit, Item
+from monitor.models import Feed, Hit, Item
 from monitor.operations import MAX_PAGE, OperationError
 
 if TYPE_CHECKING:
-    from monitor.config import SubscriptionConfig
+    pass
 
 REPORTS_PER_STORY = 20  # a story page names at most this many reports per story; the count says how many in all
 REPORTS_IN_DETAIL = 200
-PENDING_CAP = 1000  # pending hits are counted up to this many (a count past it would cost a scan)
 
 
 # --- stories ------------------------------------------------------------------------------------
@@ -125,84 +123,3 @@ def _stories(session: Session, leads: Sequence[Any], *, per_story: int) -> list[
                   watchlists=sorted(lists[row[0]]))
         for row in leads
     ]
-
-
-# --- subscriptions ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionView:
-    """What a subscription sends, to whom, and what is waiting for it."""
-
-    name: str
-    channel: str  # email | webhook | ntfy
-    schedule: str
-    timezone: str
-    quiet_hours: str | None
-    watchlists: list[str]
-    min_score: float
-    recipients: list[str]  # email addresses; a webhook's or ntfy topic's URL with its secrets redacted
-    unsubscribed: int  # addresses that left through an unsubscribe link
-    pending_hits: int | None  # hits waiting for the next message (None: not in the database yet)
-    pending_hits_capped: bool  # pending_hits stopped counting at PENDING_CAP
-    pending_deliveries: int  # rendered messages in the outbox, not yet sent
-    dead_deliveries: int
-    next_digest_at: datetime | None  # None: immediate (the next delivery cycle), or not planned yet
-    last_planned_at: datetime | None
-
-
-def _channel(cfg: SubscriptionConfig) -> tuple[str, list[str]]:
-    from monitor.redact import redact
-
-    if cfg.webhook is not None:
-        return "webhook", [redact(cfg.webhook.url)]
-    if cfg.ntfy is not None:
-        return "ntfy", [redact(cfg.ntfy.url)]
-    return "email", list(cfg.email or [])
-
-
-def subscription_views(session: Session, configs: Sequence[SubscriptionConfig], *,
-                       now: datetime) -> list[SubscriptionView]:
-    """Every configured subscription, in config order, with its progress read from the database."""
-    from monitor.schedules import parse_schedule
-
-    rows = store.get_subscriptions(session)
-    outbox: dict[tuple[int, str], int] = {}
-    for sub_id, status, count in session.execute(
-            sa.select(Delivery.subscription_id, Delivery.status, sa.func.count())  # type: ignore[call-overload]
-            .where(col(Delivery.status).in_(["pending", "dead"]))
-            .group_by(Delivery.subscription_id, Delivery.status)):
-        outbox[(sub_id, status)] = int(count)
-    views = []
-    for cfg in configs:
-        row = rows.get(cfg.name)
-        channel, recipients = _channel(cfg)
-        gone = store.unsubscribed_addresses(session, cfg.name) if channel == "email" else set()
-        pending: int | None = None
-        if row is not None and row.id is not None:
-            pending = store.count_undelivered_hits(session, row.id, cfg.watchlists, since=row.created_at or now,
-                                                   min_score=cfg.min_score, cap=PENDING_CAP + 1)
-        schedule = parse_schedule(cfg.schedule, cfg.timezone)
-        next_at = None
-        if not schedule.immediate:
-            next_at = row.next_due_at if row is not None and row.next_due_at is not None else schedule.next_due(now)
-        sub_id = row.id if row is not None else None
-        views.append(SubscriptionView(
-            name=cfg.name, channel=channel, schedule=cfg.schedule, timezone=cfg.timezone,
-            quiet_hours=cfg.quiet_hours, watchlists=list(cfg.watchlists), min_score=cfg.min_score,
-            recipients=recipients, unsubscribed=sum(1 for a in recipients if a.lower() in gone),
-            pending_hits=min(pending, PENDING_CAP) if pending is not None else None,
-            pending_hits_capped=pending is not None and pending > PENDING_CAP,
-            pending_deliveries=outbox.get((sub_id or -1, "pending"), 0),
-            dead_deliveries=outbox.get((sub_id or -1, "dead"), 0),
-            next_digest_at=next_at, last_planned_at=row.last_planned_at if row is not None else None,
-        ))
-    return views
-
-
-def subscription_view(session: Session, configs: Sequence[SubscriptionConfig], name: str, *,
-                      now: datetime) -> SubscriptionView:
-    chosen = [cfg for cfg in configs if cfg.name == name]
-    if not chosen:
-        raise OperationError(f"no subscription named {name!r} in the config")
-    return subscription_views(session, chosen, now=now)[0]

@@ -8,6 +8,7 @@ except by the test message, which needs them to send.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,32 +23,43 @@ if TYPE_CHECKING:
     from monitor.pipeline.context import Context
 
 
+PENDING_CAP = 1000  # pending hits are counted up to this many (a count past it would cost a scan)
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionView:
+    """What a subscription sends, to whom, and what is waiting for it (the web page and the API)."""
+
     name: str
-    channel: str  # "email", "email (outbox folder)", "webhook (slack)", "ntfy"
-    recipients: list[str]  # addresses, or the redacted URL
-    watchlists: list[str]
+    channel: str  # email | webhook | ntfy
+    channel_label: str  # "email", "email (outbox folder)", "webhook (slack)", "ntfy"
     schedule: str
     timezone: str
     quiet_hours: str | None
-    next_digest: datetime | None  # None: sent at the next delivery cycle (immediate)
-    pending: int  # undelivered hits, up to ``more_than``
-    more_than: bool  # True when there are at least ``pending`` (the planner's cap per message run)
-    unsubscribed: list[str] = field(default_factory=list)
-    min_score: float = 0.0
+    watchlists: list[str]
+    min_score: float
+    recipients: list[str]  # email addresses; a webhook's URL with its secrets masked; ntfy as host/***
+    unsubscribed: int  # recipients that left through an unsubscribe link
+    unsubscribed_addresses: list[str]
+    pending_hits: int | None  # hits waiting for the next message (None: not in the database yet)
+    pending_hits_capped: bool  # pending_hits stopped counting at PENDING_CAP
+    pending_deliveries: int  # rendered messages in the outbox, not yet sent
+    dead_deliveries: int
+    next_digest_at: datetime | None  # None: immediate (the next delivery cycle)
+    last_planned_at: datetime | None
     overdue: bool = False  # the due time has passed: the next delivery cycle sends it
 
 
-def channel_of(settings: Settings, cfg: SubscriptionConfig) -> tuple[str, list[str]]:
-    """The subscription's channel and where it sends, safe to show: addresses, or URLs with their secrets masked."""
+def channel_of(settings: Settings, cfg: SubscriptionConfig) -> tuple[str, str, list[str]]:
+    """The subscription's channel, its label, and where it sends, safe to show: addresses, or URLs with
+    their secrets masked (a webhook's path is often its secret; an ntfy topic's name is)."""
     from monitor.redact import display_host, redact_url
 
     if cfg.webhook is not None:
-        return f"webhook ({cfg.webhook.format})", [redact_url(cfg.webhook.url)]
+        return "webhook", f"webhook ({cfg.webhook.format})", [redact_url(cfg.webhook.url)]
     if cfg.ntfy is not None:
-        return "ntfy", [f"{display_host(cfg.ntfy.url)}/***"]  # the topic name is the secret
-    return ("email" if settings.smtp else "email (outbox folder)"), list(cfg.email or [])
+        return "ntfy", "ntfy", [f"{display_host(cfg.ntfy.url)}/***"]
+    return "email", ("email" if settings.smtp else "email (outbox folder)"), list(cfg.email or [])
 
 
 def _config(settings: Settings, name: str) -> SubscriptionConfig:
@@ -71,6 +83,7 @@ def _context(settings: Settings, engine: Engine) -> Context:
 
 
 def _pending(session: Any, cfg: SubscriptionConfig, row: Any, *, now: datetime) -> list[Any]:
+    """The hits the next digest would carry, as the planner reads them."""
     from monitor.pipeline import MAX_HITS_PER_PLAN
 
     if row is None or row.id is None:  # not synced yet: the workers create the row at their next start
@@ -79,31 +92,59 @@ def _pending(session: Any, cfg: SubscriptionConfig, row: Any, *, now: datetime) 
                                        limit=MAX_HITS_PER_PLAN, min_score=cfg.min_score))
 
 
-def subscriptions_overview(session: Any, settings: Settings, *, now: datetime) -> list[SubscriptionView]:
-    """Every configured subscription with its next digest time, pending hits and unsubscribed addresses."""
-    from monitor.pipeline import MAX_HITS_PER_PLAN
+def subscription_views(session: Any, settings: Settings, *, now: datetime,
+                       names: Sequence[str] | None = None) -> list[SubscriptionView]:
+    """The configured subscriptions (all, or those named), in config order, with their progress read from
+    the database: a fixed number of queries for the outbox, one count per subscription."""
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    from monitor.models import Delivery
     from monitor.schedules import parse_schedule
 
     rows = store.get_subscriptions(session)
+    outbox: dict[tuple[int, str], int] = {}
+    for sub_id, status, count in session.execute(
+            sa.select(Delivery.subscription_id, Delivery.status, sa.func.count())  # type: ignore[call-overload]
+            .where(col(Delivery.status).in_(["pending", "dead"]))
+            .group_by(Delivery.subscription_id, Delivery.status)):
+        outbox[(sub_id, status)] = int(count)
     views = []
     for cfg in settings.subscriptions:
+        if names is not None and cfg.name not in names:
+            continue
         row = rows.get(cfg.name)
-        channel, recipients = channel_of(settings, cfg)
+        channel, label, recipients = channel_of(settings, cfg)
+        gone = sorted(store.unsubscribed_addresses(session, cfg.name)) if channel == "email" else []
+        pending: int | None = None
+        if row is not None and row.id is not None:
+            pending = store.count_undelivered_hits(session, row.id, cfg.watchlists, since=row.created_at or now,
+                                                   min_score=cfg.min_score, cap=PENDING_CAP + 1)
         schedule = parse_schedule(cfg.schedule, cfg.timezone)
-        if schedule.immediate:
-            due = None
-        elif row is not None and row.next_due_at is not None:
-            due = row.next_due_at
-        else:
-            due = schedule.next_due(now)
-        pending = len(_pending(session, cfg, row, now=now))
+        next_at = None
+        if not schedule.immediate:
+            next_at = row.next_due_at if row is not None and row.next_due_at is not None else schedule.next_due(now)
+        sub_id = row.id if row is not None and row.id is not None else -1
+        left = {a.lower() for a in gone}
         views.append(SubscriptionView(
-            name=cfg.name, channel=channel, recipients=recipients, watchlists=list(cfg.watchlists),
-            schedule=cfg.schedule, timezone=cfg.timezone, quiet_hours=cfg.quiet_hours, next_digest=due,
-            pending=pending, more_than=pending >= MAX_HITS_PER_PLAN,
-            unsubscribed=sorted(store.unsubscribed_addresses(session, cfg.name)), min_score=cfg.min_score,
-            overdue=due is not None and due <= now))
+            name=cfg.name, channel=channel, channel_label=label, schedule=cfg.schedule, timezone=cfg.timezone,
+            quiet_hours=cfg.quiet_hours, watchlists=list(cfg.watchlists), min_score=cfg.min_score,
+            recipients=recipients, unsubscribed=sum(1 for a in recipients if a.lower() in left),
+            unsubscribed_addresses=gone,
+            pending_hits=min(pending, PENDING_CAP) if pending is not None else None,
+            pending_hits_capped=pending is not None and pending > PENDING_CAP,
+            pending_deliveries=outbox.get((sub_id, "pending"), 0), dead_deliveries=outbox.get((sub_id, "dead"), 0),
+            next_digest_at=next_at, last_planned_at=row.last_planned_at if row is not None else None,
+            overdue=next_at is not None and next_at <= now,
+        ))
     return views
+
+
+def subscription_view(session: Any, settings: Settings, name: str, *, now: datetime) -> SubscriptionView:
+    views = subscription_views(session, settings, now=now, names=[name])
+    if not views:
+        raise OperationError(f"no subscription named {name!r} in the configuration")
+    return views[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +175,7 @@ def digest_preview(session: Any, settings: Settings, engine: Engine, name: str, 
         digest = build_subscription_digest(session, ctx, cfg, pending, watchlist_titles(ctx), now=now)
     else:
         digest = example_for(ctx, cfg, now=now, test=False)
-    channel, _recipients = channel_of(settings, cfg)
+    _channel, channel, _recipients = channel_of(settings, cfg)
     if cfg.webhook is not None:
         raw = ([render_webhook(digest, delivery_key="msg_preview")] if cfg.webhook.format == "json"
                else render_chat(digest, cfg.webhook.format, delivery_key="msg_preview"))

@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from monitor import operations
-from monitor.operations import api_views
+from monitor.operations import api_views, subscriptions
 from monitor.web.api import (
     Reader,
     _db,
@@ -101,7 +101,8 @@ class SubscriptionOut(BaseModel):
     quiet_hours: str | None
     watchlists: list[str]
     min_score: float
-    recipients: list[str] = Field(description="Email addresses; a webhook's or ntfy topic's URL, secrets redacted.")
+    recipients: list[str] = Field(description="Email addresses; a webhook's URL with its secrets masked; an ntfy "
+                                                 "server as host/*** (the topic name is the secret).")
     unsubscribed: int = Field(description="Recipients that left through an unsubscribe link.")
     pending_hits: int | None = Field(description="Hits waiting for the next message (counted up to 1000); null "
                                                  "when the workers have not recorded the subscription yet.")
@@ -114,19 +115,20 @@ class SubscriptionOut(BaseModel):
     atom_url: str = Field(description="This subscription's hits as Atom, with a token for this feed only.")
 
 
-def _subscription_out(request: Request, view: api_views.SubscriptionView) -> SubscriptionOut:
+def _subscription_out(request: Request, view: subscriptions.SubscriptionView) -> SubscriptionOut:
     from dataclasses import asdict
 
     from monitor.web.subscription_feed import feed_url
 
-    return SubscriptionOut(**asdict(view), atom_url=feed_url(request, view.name))
+    fields = {k: v for k, v in asdict(view).items() if k in SubscriptionOut.model_fields}  # the API's subset
+    return SubscriptionOut(**fields, atom_url=feed_url(request, view.name))
 
 
 @router.get("/api/v1/subscriptions", response_model=list[SubscriptionOut], tags=["subscriptions"])
 def list_subscriptions(request: Request, _token: Reader) -> list[SubscriptionOut]:
     """Every subscription in the config: channel, schedule, watchlists, what is waiting and when it goes out."""
     with _db(request) as session:
-        views = api_views.subscription_views(session, _state(request).settings.subscriptions, now=_now())
+        views = subscriptions.subscription_views(session, _state(request).settings, now=_now())
     return [_subscription_out(request, v) for v in views]
 
 
@@ -136,7 +138,7 @@ def get_subscription(request: Request, _token: Reader, name: Name) -> Subscripti
     """One subscription."""
     try:
         with _db(request) as session:
-            view = api_views.subscription_view(session, _state(request).settings.subscriptions, name, now=_now())
+            view = subscriptions.subscription_view(session, _state(request).settings, name, now=_now())
     except operations.OperationError as exc:
         raise HTTPException(404, str(exc)) from None
     return _subscription_out(request, view)

@@ -29,7 +29,7 @@ FRAMING_CSP = CSP + "; frame-src 'self'"
 def _overview(request: Request) -> list[subscriptions.SubscriptionView]:
     web = _web(request)
     with read_scope(web.reads) as db:
-        return subscriptions.subscriptions_overview(db, web.settings, now=_now())
+        return subscriptions.subscription_views(db, web.settings, now=_now())
 
 
 @router.get("/subscriptions", response_class=HTMLResponse)
