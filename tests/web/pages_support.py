@@ -8,27 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from monitor.db import make_engine
-from tests.web.conftest import ROOT, Web, serve, web_settings
+from tests.web.conftest import ROOT, Web, web_server, web_settings
 
 
 @contextmanager
 def custom_web(db_url: str, **values: Any) -> Iterator[Web]:
     """Like the ``web`` fixture, with ``values`` overriding the settings."""
-    from monitor.web.app import create_app
-
-    settings = web_settings(db_url, **values)
-    engine = make_engine(db_url)
-    server, thread, url = serve(create_app(settings, engine))
-    state = Web(url=url, engine=engine, settings=settings)
-    try:
-        yield state
-    finally:
-        for client in state.clients:
-            client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
+    yield from web_server(web_settings(db_url, **values))
 
 
 def watchlist_folder(tmp_path: Path, *extra: tuple[str, str]) -> Path:

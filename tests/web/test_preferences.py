@@ -16,11 +16,11 @@ import pytest
 
 from monitor import store
 from monitor.config import FeedConfig, SmtpConfig, SubscriptionConfig
-from monitor.db import make_engine, session_scope
+from monitor.db import session_scope
 from monitor.deliver.tokens import PREFERENCES, UNSUBSCRIBE, make_token
 from monitor.pipeline import delivery_cycle, open_context, utcnow
 from tests.conftest import SmtpServer
-from tests.web.conftest import NOW, UNSUBSCRIBE_SECRET, Story, Web, serve, web_settings
+from tests.web.conftest import NOW, UNSUBSCRIBE_SECRET, Story, Web, web_server, web_settings
 
 FEED = "https://wire.example.org/rss"
 HOSTILE = "<script>alert(1)</script>"
@@ -30,20 +30,7 @@ DESK = SubscriptionConfig(name="desk", watchlists=["delegation_visits", "anniver
 
 @pytest.fixture
 def site(db_url: str) -> Iterator[Web]:
-    from monitor.web.app import create_app
-
-    settings = web_settings(db_url, subscriptions=[DESK])
-    engine = make_engine(db_url)
-    server, thread, url = serve(create_app(settings, engine))
-    state = Web(url=url, engine=engine, settings=settings)
-    try:
-        yield state
-    finally:
-        for client in state.clients:
-            client.close()
-        server.should_exit = True
-        thread.join(timeout=10)
-        engine.dispose()
+    yield from web_server(web_settings(db_url, subscriptions=[DESK]))
 
 
 def link(address: str = "a@example.org", *, purpose: str = PREFERENCES, subscription: str = "desk",
