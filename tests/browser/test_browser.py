@@ -66,8 +66,8 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-@pytest.fixture
-def page(browser: Any, web: Web) -> Iterator[Any]:
+def open_page(browser: Any, web: Web) -> Iterator[Any]:
+    """A browser page on ``web``'s server that fails the test on any console error or page error."""
     context = browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 900}, locale="en-GB")
     page = context.new_page()
     problems: list[str] = []
@@ -75,8 +75,14 @@ def page(browser: Any, web: Web) -> Iterator[Any]:
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     yield page
     context.close()
-    # No script runs and nothing is blocked by the Content-Security-Policy: the pages need neither.
+    # No script runs and nothing is blocked by either Content-Security-Policy (the pages' or the preview's):
+    # the pages need neither.
     assert problems == []
+
+
+@pytest.fixture
+def page(browser: Any, web: Web) -> Iterator[Any]:
+    yield from open_page(browser, web)
 
 
 def shot(page: Any, name: str) -> None:

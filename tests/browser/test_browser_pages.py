@@ -20,7 +20,7 @@ from monitor import store
 from monitor.config import FeedConfig, SmtpConfig, SubscriptionConfig
 from monitor.config_specs import config_specs
 from monitor.db import session_scope
-from tests.browser.test_browser import STORIES, browser, db_url, log_in, shot
+from tests.browser.test_browser import STORIES, browser, db_url, log_in, open_page, shot
 from tests.conftest import SmtpServer
 from tests.web.conftest import NOW, Story, Web
 from tests.web.pages_support import custom_web
@@ -28,21 +28,9 @@ from tests.web.pages_support import custom_web
 __all__ = ["browser", "db_url"]
 
 
-def _page(browser: Any, web: Web) -> Iterator[Any]:
-    context = browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 900}, locale="en-GB")
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    yield page
-    context.close()
-    # No script runs and nothing is blocked by either Content-Security-Policy (the pages' or the preview's).
-    assert problems == []
-
-
 @pytest.fixture
 def page(browser: Any, web: Web) -> Iterator[Any]:
-    yield from _page(browser, web)
+    yield from open_page(browser, web)
 
 
 @pytest.fixture
@@ -96,7 +84,7 @@ def test_an_operator_previews_the_next_digest_and_sends_a_test_message(browser: 
                      link="https://wire.example.org/zhao", feed="https://wire.example.org/rss",
                      evidence=[{"kind": "actor", "field": "title", "start": 0, "end": 9, "text": "Zhao Leji"}]),
                Story(title='<script>alert("x")</script> headline with markup', feed="https://wire.example.org/rss")])
-    for page in _page(browser, desk):
+    for page in open_page(browser, desk):
         log_in(page, desk)
         page.get_by_role("link", name="Subscriptions").click()
         page.wait_for_url(re.compile(r"/subscriptions$"))
