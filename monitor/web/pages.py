@@ -202,13 +202,19 @@ def search_page(request: Request, q: str = "", before: str | None = None) -> Res
 
 @router.get("/feeds", response_class=HTMLResponse)
 def feeds_page(request: Request) -> Response:
-    session = _operator(request)
+    return _feeds(request, _operator(request))
+
+
+def _feeds(request: Request, session: Session, code: int = 200, /, *, error: str | None = None, url: str = "",
+           name: str = "", imported: Any = None) -> HTMLResponse:
+    """The feeds page: every feed with its problem, and what the last form did (an error, an import)."""
     web = _web(request)
     now = _now()
     with session_scope(web.reads) as db:
         feeds = store.list_feeds(db)
     rows = [(f, store.feed_problem(f, now=now, failing_for=web.settings.source_problem_after)) for f in feeds]
-    return _page(request, "feeds.html", session, rows=rows, error=None, url="", name="", imported=None)
+    return _page(request, "feeds.html", session, code, rows=rows, error=error, url=url, name=name,
+                 imported=imported)
 
 
 @router.post("/feeds", response_class=HTMLResponse)
@@ -223,12 +229,7 @@ def feeds_add(request: Request, url: Annotated[str, Form(max_length=2048)] = "",
                                 alert_window=settings.new_feed_alert_window,
                                 policy=FetchPolicy.from_settings(settings, allow_file_urls=False))
     except operations.OperationError as exc:
-        now = _now()
-        with session_scope(web.engine) as db:
-            feeds = store.list_feeds(db)
-        rows = [(f, store.feed_problem(f, now=now, failing_for=settings.source_problem_after)) for f in feeds]
-        return _page(request, "feeds.html", session, 400, rows=rows, error=str(exc), url=url, name=name,
-                     imported=None)
+        return _feeds(request, session, 400, error=str(exc), url=url, name=name)
     return RedirectResponse("/feeds?done=feed-added", status_code=303)
 
 
@@ -265,13 +266,7 @@ async def feeds_import(request: Request) -> Response:
             outcome = await run_in_threadpool(_import, request, data, filename)
         except ConfigError as exc:
             error = str(exc)
-    web = _web(request)
-    now = _now()
-    with session_scope(web.reads) as db:
-        feeds = store.list_feeds(db)
-    rows = [(f, store.feed_problem(f, now=now, failing_for=web.settings.source_problem_after)) for f in feeds]
-    return _page(request, "feeds.html", session, 400 if error else 200, rows=rows, error=error, url="", name="",
-                 imported=outcome)
+    return _feeds(request, session, 400 if error else 200, error=error, imported=outcome)
 
 
 def _import(request: Request, data: bytes, filename: str) -> Any:
