@@ -174,6 +174,7 @@ class Context:
     stopping: threading.Event = field(default_factory=threading.Event)  # set on SIGTERM: wind down now
     rematched: str | None = None  # the match set whose stored items this process has matched up
     _pool: ProcessPoolExecutor | None = None
+    _feed_options: dict[str, tuple[str | None, str | None]] | None = None
 
     def check_stop(self) -> None:
         """Raise :class:`CycleStopped` once shutdown has begun (called between units of work)."""
@@ -189,6 +190,18 @@ class Context:
             self._pool = ProcessPoolExecutor(max_workers=self.settings.parse_processes,
                                              mp_context=multiprocessing.get_context("spawn"))
         return self._pool
+
+    def feed_options(self, url: str) -> tuple[str | None, str | None]:
+        """A config feed's ``encoding:`` and ``timezone:`` settings by URL (other feeds have none).
+
+        Built once from the settings: a poll asks for every feed it fetches.
+        """
+        if self._feed_options is None:
+            options: dict[str, tuple[str | None, str | None]] = {}
+            for cfg in self.settings.feeds:
+                options.setdefault(cfg.url, (cfg.encoding, cfg.timezone))  # the first entry wins, as before
+            self._feed_options = options
+        return self._feed_options.get(url, (None, None))
 
     def close(self) -> None:
         if self._pool is not None:

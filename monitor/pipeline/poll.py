@@ -421,10 +421,7 @@ class Prepared:
 
 def feed_options(ctx: Context, feed: store.ClaimedFeed) -> tuple[str | None, str | None]:
     """The feed's ``encoding:`` and ``timezone:`` settings (config feeds only; others have none)."""
-    for cfg in ctx.settings.feeds:
-        if cfg.url == feed.url:
-            return cfg.encoding, cfg.timezone
-    return None, None
+    return ctx.feed_options(feed.url)
 
 
 def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
