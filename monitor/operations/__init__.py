@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
@@ -175,9 +176,14 @@ class ItemView:
     feed: str
 
 
+# Control characters never occur in stored text, and a NUL ends an FTS5 query string (SQLite) or is
+# refused in a parameter (PostgreSQL): they separate words like spaces do.
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def search_terms(query: str) -> list[str]:
     """The words of a search, each looked for as a substring (all must occur)."""
-    return [t for t in query.split() if t][:8]
+    return [t for t in _CONTROL.sub(" ", query).split() if t][:8]
 
 
 def search_items(session: Session, query: str, *, before: int | None = None,

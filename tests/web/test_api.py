@@ -124,6 +124,17 @@ def test_search_finds_items_in_korean_chinese_and_russian(web: Web, term: str, e
     assert [i["title"] for i in response.json()["items"]] == [expected]
 
 
+@pytest.mark.parametrize("term", ["Pyong\x00yang", "\x00평양\x00", "Pyongyang\x1b"])
+def test_search_with_control_characters_is_answered_not_a_server_error(web: Web, term: str) -> None:
+    # A NUL ends an FTS5 query string (SQLite) and is refused in a PostgreSQL parameter; stored text
+    # holds no control characters, so they separate words as spaces do.
+    web.seed([Story(title="Russian delegation lands in Pyongyang", watchlist=None),
+              Story(title="김정은 위원장, 평양에서 중국 대표단 접견", watchlist=None)])
+    response = web.api().get("/api/v1/items", params={"q": term})
+    assert response.status_code == 200, response.text
+    assert len(response.json()["items"]) == 1
+
+
 def test_search_pages_through_many_matches(web: Web) -> None:
     web.seed([Story(title=f"Пхеньян сводка {n}", watchlist=None) for n in range(30)], hours_apart=0.1)
     client = web.api()
