@@ -119,12 +119,7 @@ class WatchlistSource:
         if self.result is None:
             return {}
         if self._versions_of is not self.result:
-            shared = repr(sorted(self.result.actors.items())) + repr(self.result.calendar)
-            self._versions = {
-                w.name: f"{w.version}:" + hashlib.sha256(
-                    (repr(replace(w, line=0, examples=(), path="")) + shared).encode()).hexdigest()[:12]
-                for w in self.result.watchlists
-            }
+            self._versions = watchlist_versions(self.result)
             self._versions_of = self.result
         return self._versions
 
@@ -147,6 +142,17 @@ class WatchlistSource:
                 kept.append(old)
                 log.warning("keeping the last good version of %s", old.name, extra={"watchlist": old.name})
         return replace(result, watchlists=[*result.watchlists, *kept])
+
+
+def watchlist_versions(result: LoadResult) -> dict[str, str]:
+    """``{name: "version:fingerprint"}`` of the lists in ``result`` (see :attr:`WatchlistSource.versions`);
+    the same in every process that loads the same files."""
+    shared = repr(sorted(result.actors.items())) + repr(result.calendar)
+    return {
+        w.name: f"{w.version}:" + hashlib.sha256(
+            (repr(replace(w, line=0, examples=(), path="")) + shared).encode()).hexdigest()[:12]
+        for w in result.watchlists
+    }
 
 
 # --- context ------------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -32,12 +33,13 @@ from monitor.ingest.cluster import StorySignature, signature_for
 from monitor.ingest.fetch import FeedState, FetchResult, build_client, fetch_feed
 from monitor.ingest.normalize import normalize_entries
 from monitor.ingest.parse import parse_feed
-from monitor.match import Matcher
+from monitor.match import Matcher, load_watchlists
 from monitor.pipeline.context import (
     STORY_THRESHOLD,
     STORY_WINDOW,
     Context,
     CycleStopped,
+    watchlist_versions,
 )
 from monitor.pipeline.rematch import _document, _reference_date, catch_up
 from monitor.pipeline.writer import FeedWrite, GroupWriter, Written
@@ -153,6 +155,9 @@ async def _poll_claims(
     loop = asyncio.get_running_loop()
     pool: ProcessPoolExecutor | None = None  # parse workers, once the cycle is large enough to pay for them
     Done = tuple[store.ClaimedFeed, float, FetchResult | FetchError, Prepared | None]
+    # The parse workers match too, with the watchlists they load from the same folder; they check
+    # that what they loaded is the version this cycle uses (else this process matches).
+    watchlists = (str(ctx.watchlists.folder.resolve()), versions_key(ctx.watchlists.versions))
 
     async def one(feed: store.ClaimedFeed, pool: ProcessPoolExecutor | None) -> Done:
         async with limit:
@@ -167,9 +172,12 @@ async def _poll_claims(
                 return feed, started, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
         prepared = None
         if pool is not None and result.content is not None and not result.not_modified:
-            try:  # parsing is CPU-bound: the worker process uses the other core meanwhile
-                prepared = await loop.run_in_executor(pool, _prepare_unsigned, result.content, result.final_url,
-                                                      result.content_type, feed.url, now, *feed_options(ctx, feed))
+            plan = MatchPlan(*watchlists, first_poll=feed.first_poll,
+                             window_start=now - timedelta(seconds=feed.alert_window_seconds))
+            try:  # parsing and matching are CPU-bound: the worker process uses the other core meanwhile
+                prepared = await loop.run_in_executor(pool, prepare_in_worker, result.content, result.final_url,
+                                                      result.content_type, feed.url, now, plan,
+                                                      *feed_options(ctx, feed))
             except Exception:
                 log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
         return feed, started, result, prepared
@@ -329,15 +337,15 @@ def _store_outcome(
     if prepared.error is not None:
         return _record_failure(ctx, feed, outcome.status, prepared.error, now=now, summary=summary, started=started)
     items = prepared.items
-    window_start = now - timedelta(seconds=feed.alert_window_seconds)
-    alertable = [
-        (not feed.first_poll) or (not it.date_from_fetch and it.published_at is not None
-                                  and it.published_at >= window_start)
-        for it in items
-    ]
+    alertable = alertable_flags(items, first_poll=feed.first_poll,
+                                window_start=now - timedelta(seconds=feed.alert_window_seconds))
     # Match first, outside any write transaction, so the write lock is held for inserts only
-    # (a slow item never makes other commands wait or fail with "database is locked").
-    matches = _match_unseen(ctx, items, alertable, matcher, now=now, reading=reading)
+    # (a slow item never makes other commands wait or fail with "database is locked"). A parse
+    # worker has matched already (every alertable item: it cannot tell which are stored).
+    if prepared.matches is not None:
+        matches = prepared.matches
+    else:
+        matches = _match_unseen(ctx, items, alertable, matcher, now=now, reading=reading)
     signatures.update(prepared.signatures)
     if unsigned is not None:
         unsigned.extend(it for it in items if matches.get(it.fingerprint) and it.fingerprint not in signatures)
@@ -408,6 +416,16 @@ def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matche
     return matches
 
 
+def alertable_flags(items: list[Item], *, first_poll: bool, window_start: datetime) -> list[bool]:
+    """Which items may become hits: all of them, except on a feed's first poll, where only those
+    published inside the alert window (a new feed's back catalogue is stored, not alerted)."""
+    return [
+        (not first_poll) or (not it.date_from_fetch and it.published_at is not None
+                             and it.published_at >= window_start)
+        for it in items
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A fetched feed turned into items off the main process (parse, normalise, story signatures)."""
@@ -417,6 +435,53 @@ class Prepared:
     ttl_minutes: int | None
     error: str | None = None
     skipped: tuple[str, ...] = ()  # entries that could not be read, one reason each
+    # The matches of every alertable item, by fingerprint, when a parse worker matched them
+    # (None: match in the main process).
+    matches: dict[str, list[Match]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchPlan:
+    """What a parse worker needs to match a feed's items as the main process would."""
+
+    folder: str  # the watchlists folder
+    key: str  # :func:`versions_key` of the watchlists the cycle uses
+    first_poll: bool
+    window_start: datetime
+
+
+def versions_key(versions: dict[str, str]) -> str:
+    return repr(sorted(versions.items()))
+
+
+# In a parse worker: matchers by folder and versions key (None: the folder did not give that version).
+_WORKER_MATCHERS: OrderedDict[tuple[str, str], Matcher | None] = OrderedDict()
+
+
+def _worker_matcher(folder: str, key: str) -> Matcher | None:
+    """The matcher for ``key``, loaded from ``folder`` once per worker and version; None when the files no
+    longer give that version (edited since the cycle began, or broken: the main process keeps the last
+    good lists then), and the main process matches instead."""
+    if (folder, key) not in _WORKER_MATCHERS:
+        matcher = None
+        try:
+            result = load_watchlists(Path(folder))
+            if not result.errors and versions_key(watchlist_versions(result)) == key:
+                matcher = Matcher.compile(result)
+        except Exception:  # whatever it is, the main process matches with what it has
+            matcher = None
+        _WORKER_MATCHERS[folder, key] = matcher
+        while len(_WORKER_MATCHERS) > 2:
+            _WORKER_MATCHERS.popitem(last=False)
+    return _WORKER_MATCHERS[folder, key]
+
+
+def prepare_in_worker(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
+                      plan: MatchPlan, encoding: str | None = None, timezone: str | None = None) -> Prepared:
+    """Parse, normalise and match one feed in a parse worker; story signatures for the items that hit."""
+    matcher = _worker_matcher(plan.folder, plan.key)
+    return prepare_feed(content, url, content_type, feed_url, now, encoding, timezone, signatures=False,
+                        matching=None if matcher is None else (matcher, plan))
 
 
 def feed_options(ctx: Context, feed: store.ClaimedFeed) -> tuple[str | None, str | None]:
@@ -426,25 +491,35 @@ def feed_options(ctx: Context, feed: store.ClaimedFeed) -> tuple[str | None, str
 
 def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
                  encoding: str | None = None, timezone: str | None = None, *, signatures: bool = True,
-                 budget: float | None = PARSE_BUDGET_SECONDS) -> Prepared:
-    """The CPU-bound part of polling one feed; runs in a worker process. Pure but for the CPU budget."""
+                 budget: float | None = PARSE_BUDGET_SECONDS,
+                 matching: tuple[Matcher, MatchPlan] | None = None) -> Prepared:
+    """The CPU-bound part of polling one feed; runs in a worker process. Pure but for the CPU budget.
+
+    With ``matching``, the alertable items are matched as well, and story signatures are computed for
+    those that hit (only they are grouped into stories).
+    """
+    matches: dict[str, list[Match]] | None = None
     try:
         with cpu_budget(budget):
             parsed = parse_feed(content, url=url, content_type=content_type, encoding=encoding, timezone=timezone)
             items, skipped = normalize_entries(parsed.entries, feed_url=feed_url, now=now)
             sigs = {it.fingerprint: signature_for(it.title, it.summary) for it in items} if signatures else {}
+            if matching is not None:
+                matcher, plan = matching
+                matches = {}
+                flags = alertable_flags(items, first_poll=plan.first_poll, window_start=plan.window_start)
+                for item, ok in zip(items, flags, strict=True):
+                    if ok and item.fingerprint not in matches:
+                        found = matcher.match(_document(item), on=_reference_date(item, now))
+                        matches[item.fingerprint] = found
+                        if found and item.fingerprint not in sigs:
+                            sigs[item.fingerprint] = signature_for(item.title, item.summary)
     except ParseError as exc:
         return Prepared([], {}, None, str(exc))
     except BudgetExceeded as exc:
         return Prepared([], {}, None, f"{url}: reading this feed took more than {exc.seconds:g} s of CPU; refused "
                                       f"({len(content) // 1024} KB; a feed this large or convoluted costs every poll)")
-    return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped))
-
-
-def _prepare_unsigned(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-                      encoding: str | None = None, timezone: str | None = None) -> Prepared:
-    """:func:`prepare_feed` without story signatures (run in a worker: only items that hit need one)."""
-    return prepare_feed(content, url, content_type, feed_url, now, encoding, timezone, signatures=False)
+    return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped), matches=matches)
 
 
 def story_signatures(texts: list[tuple[str, str, str]]) -> dict[str, StorySignature]:

@@ -17,7 +17,7 @@ from monitor.db import read_scope
 from monitor.domain import Document, Match
 from monitor.match import Matcher
 from monitor.pipeline import Context, WatchlistSource, open_context, poll_cycle
-from tests.e2e.conftest import RELEVANT, rss
+from tests.e2e.conftest import IRRELEVANT, RELEVANT, rss
 from tests.helpers.feed_server import FeedServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,11 +29,11 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
-def context(tmp_path: Path, urls: list[str], watchlists: Path = ROOT / "watchlists") -> Context:
+def context(tmp_path: Path, urls: list[str], watchlists: Path = ROOT / "watchlists", parse_processes: int = 0) -> Context:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'm.db'}", watchlists_dir=watchlists, outbox_dir=tmp_path / "outbox",
         feeds=[FeedConfig(url=u, alert_window="3650d") for u in urls], allowed_networks=["127.0.0.0/8"],
-        parse_processes=0,
+        parse_processes=parse_processes,
     )
     return open_context(settings, now=datetime.now(UTC))
 
@@ -132,3 +132,68 @@ def test_an_unforeseen_failure_while_reloading_keeps_the_last_good_matcher(
     assert source.get() is good
     assert "delegation_visits" in {m.watchlist for m in good.match(VISIT)}
     assert "disk on fire" in caplog.text and "keeping the previous ones" in caplog.text
+
+
+def _hits_and_stories(ctx: Context) -> tuple[dict[str, list[tuple[str, float, str]]], list[list[str]]]:
+    """Hits by item link (list, score, evidence), and the stories as groups of links (ids differ by run)."""
+    with read_scope(ctx.engine) as session:
+        hits = store.list_hits(session, limit=10_000)
+    found: dict[str, list[tuple[str, float, str]]] = {}
+    stories: dict[int | None, set[str]] = {}
+    for h in hits:
+        found.setdefault(h.link or "", []).append((h.watchlist, h.score, repr(h.evidence)))
+        stories.setdefault(h.story_id, set()).add(h.link or "")
+    return ({link: sorted(f) for link, f in found.items()},
+            sorted(sorted(links) for story, links in stories.items() if story is not None))
+
+
+def test_parse_workers_match_exactly_as_this_process_does(tmp_path: Path, server: FeedServer) -> None:
+    # A cycle of PARALLEL_MIN_FEEDS feeds or more parses and matches in worker processes; the hits, their
+    # scores and evidence, and the stories are the same as when everything runs in this process.
+    from monitor.pipeline.poll import PARALLEL_MIN_FEEDS
+
+    urls = []
+    for n in range(PARALLEL_MIN_FEEDS + 4):
+        items = [{**it, "link": f"{it['link']}-{n}"} for it in (RELEVANT + IRRELEVANT)[n % 3:]]
+        server.set_route(f"/f{n}.xml", body=rss(items), headers={"Content-Type": "application/rss+xml"})
+        urls.append(server.url(f"/f{n}.xml"))
+    results = []
+    for processes in (0, 1):
+        folder = tmp_path / f"p{processes}"
+        folder.mkdir()
+        ctx = context(folder, urls, parse_processes=processes)
+        summary = poll_cycle(ctx, now=datetime.now(UTC), all_feeds=True)
+        assert (ctx._pool is not None) == (processes == 1)
+        results.append((summary.new_items, dict(summary.hits), *_hits_and_stories(ctx)))
+        ctx.close()
+    here, workers = results
+    assert here[2] and sum(here[1].values()) > 2 * PARALLEL_MIN_FEEDS and here[3]
+    assert workers == here
+
+
+def test_a_parse_worker_that_loads_another_watchlist_version_leaves_matching_to_this_process(
+        tmp_path: Path) -> None:
+    # The worker loads the lists from the folder itself; when they are not the version the cycle uses
+    # (edited since it began, or broken), it returns no matches and this process matches.
+    from monitor.pipeline.poll import MatchPlan, prepare_in_worker, versions_key
+
+    source = WatchlistSource(ROOT / "watchlists")
+    source.get()
+    body = rss(RELEVANT)
+    now = datetime.now(UTC)
+    window = datetime(2000, 1, 1, tzinfo=UTC)
+    same = MatchPlan(str(source.folder), versions_key(source.versions), first_poll=False, window_start=window)
+    prepared = prepare_in_worker(body, "http://x.test/f", "application/rss+xml", "http://x.test/f", now, same)
+    assert prepared.matches is not None
+    assert all(prepared.matches[it.fingerprint] for it in prepared.items)
+    # only the hit items get a story signature, and they all do
+    assert set(prepared.signatures) == set(prepared.matches)
+
+    edited = tmp_path / "watchlists"
+    shutil.copytree(ROOT / "watchlists", edited)
+    path = edited / "delegation_visits.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("threshold: 0.75", "threshold: 0.8"), encoding="utf-8")
+    assert WatchlistSource(edited).get() is not None  # a valid edit, of another version
+    other = MatchPlan(str(edited), versions_key(source.versions), first_poll=False, window_start=window)
+    fallback = prepare_in_worker(body, "http://x.test/f", "application/rss+xml", "http://x.test/f", now, other)
+    assert fallback.matches is None and fallback.items == prepared.items
