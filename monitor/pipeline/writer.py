@@ -26,11 +26,16 @@ from sqlmodel import Session
 
 from monitor import store
 from monitor.db import session_scope
+from monitor.domain import Item
+from monitor.ingest.cluster import StorySignature
 
 log = logging.getLogger("monitor")
 
 Report = Callable[[], None]  # runs on the event loop once the write is committed (summary figures, logs)
 Written = tuple[store.PollState, Report]
+# An item a write inserted that belongs in a story (it hit a watchlist), with its signature when known.
+StoryItem = tuple[int, Item, StorySignature | None]
+AssignStories = Callable[[Session, list[StoryItem]], None]
 
 MAX_GROUP = 64  # finished feeds waiting for the writer before fetching waits for it
 
@@ -39,22 +44,25 @@ MAX_GROUP = 64  # finished feeds waiting for the writer before fetching waits fo
 class FeedWrite:
     """One finished feed, ready to store.
 
-    ``apply`` writes what the feed brought (items, hits, stories) in the session it is given and
-    returns the state for the feed's row; it may run twice (a failed group is written again feed
-    by feed), so it only writes. ``failed`` turns an error in that write into the failure to record.
+    ``apply`` writes what the feed brought (items, hits) in the session it is given, adds the items
+    that need a story to the list it is given (the group's are assigned together), and returns the
+    state for the feed's row; it may run twice (a failed group is written again feed by feed), so it
+    only writes. ``failed`` turns an error in that write into the failure to record.
     """
 
     feed: store.ClaimedFeed
     started: float  # monotonic time the fetch began (the stored poll duration runs from here)
-    apply: Callable[[Session], Written]
+    apply: Callable[[Session, list[StoryItem]], Written]
     failed: Callable[[Exception], Written]
 
 
 class GroupWriter:
     """A single writer thread storing groups of :class:`FeedWrite` (see the module docstring)."""
 
-    def __init__(self, engine: Engine, monotonic: Callable[[], float], *, max_group: int = MAX_GROUP) -> None:
+    def __init__(self, engine: Engine, monotonic: Callable[[], float], *, stories: AssignStories | None = None,
+                 max_group: int = MAX_GROUP) -> None:
         self.engine, self.monotonic, self.max_group = engine, monotonic, max_group
+        self.stories = stories
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-writer")
         self._pending: list[FeedWrite] = []
         self._inflight: asyncio.Future[list[Report]] | None = None
@@ -115,10 +123,17 @@ class GroupWriter:
     # --- the writer thread ----------------------------------------------------------------------
 
     def write_group(self, group: list[FeedWrite]) -> list[Report]:
-        """Store ``group`` in one transaction, or feed by feed when that fails; returns the reports to run."""
+        """Store ``group`` in one transaction, or feed by feed when that fails; returns the reports to run.
+
+        The items of the whole group that need a story are assigned in one go, in the group's order (as
+        feed after feed would): one candidate query for the group instead of one per feed.
+        """
         try:
             with session_scope(self.engine) as session:
-                written = [self._apply(write, session) for write in group]
+                storied: list[StoryItem] = []
+                written = [self._apply(write, session, storied) for write in group]
+                if storied and self.stories is not None:
+                    self.stories(session, storied)
                 store.record_poll_states(session, [state for state, _report in written])
             return [report for _state, report in written]
         except Exception as exc:
@@ -128,8 +143,8 @@ class GroupWriter:
                         type(exc).__name__)
             return [report for write in group for report in self.write_group([write])]
 
-    def _apply(self, write: FeedWrite, session: Session) -> Written:
-        state, report = write.apply(session)
+    def _apply(self, write: FeedWrite, session: Session, storied: list[StoryItem]) -> Written:
+        state, report = write.apply(session, storied)
         return self._timed(write, state), report
 
     def _timed(self, write: FeedWrite, state: store.PollState) -> store.PollState:

@@ -29,7 +29,8 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
-def context(tmp_path: Path, urls: list[str], watchlists: Path = ROOT / "watchlists", parse_processes: int = 0) -> Context:
+def context(tmp_path: Path, urls: list[str], watchlists: Path = ROOT / "watchlists",
+            parse_processes: int = 0) -> Context:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'm.db'}", watchlists_dir=watchlists, outbox_dir=tmp_path / "outbox",
         feeds=[FeedConfig(url=u, alert_window="3650d") for u in urls], allowed_networks=["127.0.0.0/8"],

@@ -17,7 +17,7 @@ from monitor.db import make_engine, session_scope
 from monitor.domain import Item, Match
 from monitor.models import Feed
 from monitor.models import Item as ItemRow
-from monitor.pipeline.writer import FeedWrite, GroupWriter, Written
+from monitor.pipeline.writer import FeedWrite, GroupWriter, StoryItem, Written
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 URLS = [f"https://feeds.example.org/{n}" for n in range(3)]
@@ -51,7 +51,7 @@ def success(feed: store.ClaimedFeed) -> store.PollState:
 
 def storing(feed: store.ClaimedFeed, index: int, *, broken: bool = False) -> FeedWrite:
     """A feed bringing two items; ``broken``: its write also inserts a hit on an item that does not exist."""
-    def apply(session: Session) -> Written:
+    def apply(session: Session, _storied: list[StoryItem]) -> Written:
         new = store.insert_new_items(session, feed.id, [item(index, 1), item(index, 2)], alertable=[True, True])
         store.insert_hits(session, [(item_id, Match("w", "1", 1.0)) for item_id, _item, _ok in new], now=NOW)
         if broken:  # a foreign key the database refuses, as a bug in a write would be
@@ -118,3 +118,46 @@ def test_poll_states_written_together_keep_each_feeds_own_outcome(engine: sa.Eng
     with session_scope(engine) as session:
         row = session.get(Feed, two.id)
         assert row is not None and (row.moved_to, row.moved_since) == (None, None)
+
+
+def _story_assigner(session: Session, storied: list[StoryItem]) -> None:
+    store.assign_stories(session, [(item_id, it) for item_id, it, _sig in storied], now=NOW,
+                         window=timedelta(hours=48), threshold=0.5)
+
+
+def reporting(feed: store.ClaimedFeed, index: int, *, broken: bool = False) -> FeedWrite:
+    """A feed carrying the same wire story as the others (one item that hit), and one item of its own."""
+    same = Item(fingerprint=f"link:{index}-wire", title="Chinese delegation led by Zhao Leji arrives in Pyongyang",
+                link=f"https://example.org/{index}/wire", guid=None, published_at=NOW, author=None,
+                summary="The delegation was greeted at the airport and held talks on friendship and cooperation.",
+                content="", feed_url=URLS[index], fetched_at=NOW)
+
+    def apply(session: Session, storied: list[StoryItem]) -> Written:
+        new = store.insert_new_items(session, feed.id, [same, item(index, 1)], alertable=[True, True])
+        if broken:
+            store.insert_hits(session, [(10**9, Match("w", "1", 1.0))], now=NOW)
+        storied.extend((item_id, it, None) for item_id, it, _ok in new if it is same)
+        return success(feed), lambda: None
+
+    def failed(exc: Exception) -> Written:
+        return store.PollState(feed.id, now=NOW, status=None, next_poll_at=NOW, error="internal error"), lambda: None
+    return FeedWrite(feed, started=0.0, apply=apply, failed=failed)
+
+
+@pytest.mark.parametrize("broken", [None, 1])
+def test_a_story_reported_by_several_feeds_of_a_group_is_one_story(engine: sa.Engine, broken: int | None) -> None:
+    # The group's items are assigned stories together; when the group falls back to feed by feed
+    # (one write fails), each feed assigns its own, and the rest still form one story.
+    feeds = claimed(engine)
+    writer = GroupWriter(engine, monotonic=lambda: 0.0, stories=_story_assigner)
+    try:
+        writer.write_group([reporting(f, n, broken=n == broken) for n, f in enumerate(feeds)])
+    finally:
+        writer.close()
+    with session_scope(engine) as session:
+        rows = {fp: story for fp, story in session.execute(
+            sa.select(ItemRow.fingerprint, ItemRow.story_id))}  # type: ignore[call-overload]
+    wire = {fp: story for fp, story in rows.items() if fp.endswith("-wire")}
+    assert len(wire) == (2 if broken else 3)
+    assert len(set(wire.values())) == 1 and None not in wire.values()
+    assert all(story is None for fp, story in rows.items() if not fp.endswith("-wire"))  # no hit, no story
