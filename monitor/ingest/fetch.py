@@ -208,6 +208,13 @@ async def _fetch_http(
                     url = target
                     continue
                 if status == 304:
+                    # A 304 has no body (RFC 9110 15.4.5; h11 reads none): reading its end returns the
+                    # connection to the pool for the next feed, where closing it unread would drop it.
+                    # One that declares a body anyway may have sent it: that connection is dropped, so
+                    # the stray bytes cannot be read as the next feed's answer.
+                    if response.headers.get("content-length", "0").strip() == "0" and \
+                            "transfer-encoding" not in response.headers:
+                        await response.aread()
                     return FetchResult(
                         url=state.url,
                         final_url=url,

@@ -102,6 +102,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes = b""
+    peer: tuple[str, int] = ("", 0)  # the client's address and port: one per TCP connection
 
 
 @dataclass
@@ -131,6 +132,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            peer=(str(self.client_address[0]), int(self.client_address[1])),
         )
         owner = self.server.owner
         owner._record(request)

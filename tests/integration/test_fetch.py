@@ -51,6 +51,17 @@ def fetch(url: str, policy: FetchPolicy = LOOPBACK, **state: str) -> FetchResult
     return run_with_client(policy, lambda c: fetch_feed(c, FeedState(url, **state), policy))
 
 
+def test_not_modified_answers_keep_the_connection_for_the_next_feed(server: FeedServer) -> None:
+    # An all-304 cycle is most of a steady day: each 304 leaves its keep-alive connection in the pool,
+    # so the next request reuses it instead of opening a new TCP (or TLS) connection.
+    async def three_polls(client: httpx.AsyncClient) -> list[FetchResult]:
+        return [await fetch_feed(client, FeedState(server.url("/etag"), etag=ETAG), LOOPBACK) for _ in range(3)]
+
+    results = run_with_client(LOOPBACK, three_polls)
+    assert [r.status for r in results] == [304, 304, 304]
+    assert len({r.peer for r in server.requests_to("/etag")}) == 1
+
+
 def test_plain_fetch_returns_body_validators_and_sends_user_agent(server: FeedServer) -> None:
     result = fetch(server.url("/feed.xml"))
     assert result.status == 200 and not result.not_modified
@@ -325,3 +336,17 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("Tue, 10 Jun 2025 07:00:00 GMT", now=now) == 0.0
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None, now=now) is None
+
+
+def test_a_not_modified_answer_with_a_stray_body_does_not_spoil_the_next_request(server: FeedServer) -> None:
+    # A misconfigured server sends a body with its 304: the connection is dropped rather than reused,
+    # so the stray bytes are never read as the next feed's answer.
+    server.set_route("/stray-304", status=304, body=b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad",
+                     headers={"ETag": '"s"'})
+
+    async def polls(client: httpx.AsyncClient) -> list[FetchResult]:
+        first = await fetch_feed(client, FeedState(server.url("/stray-304"), etag='"s"'), LOOPBACK)
+        return [first, await fetch_feed(client, FeedState(server.url("/feed.xml")), LOOPBACK)]
+
+    not_modified, feed = run_with_client(LOOPBACK, polls)
+    assert not_modified.status == 304 and feed.status == 200 and feed.content == SMALL_RSS
