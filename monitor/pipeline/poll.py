@@ -42,7 +42,7 @@ from monitor.pipeline.context import (
     watchlist_versions,
 )
 from monitor.pipeline.rematch import _document, _reference_date, catch_up
-from monitor.pipeline.writer import FeedWrite, GroupWriter, StoryItem, Written
+from monitor.pipeline.writer import FeedWrite, GroupBatch, GroupWriter, Written
 from monitor.redact import redact
 
 log = logging.getLogger("monitor")
@@ -236,14 +236,15 @@ async def _poll_claims(
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
 
-    def assign_stories(session: Session, storied: list[StoryItem]) -> None:
+    def finish(session: Session, batch: GroupBatch) -> None:
+        store.index_for_search(session, batch.new_items)
         # Stories only matter for what is delivered: the items that hit a watchlist (a few in a
         # hundred) are grouped, not the whole stream, which keeps the story index small and writes cheap.
-        store.assign_stories(session, [(item_id, item) for item_id, item, _sig in storied], now=now,
+        store.assign_stories(session, [(item_id, item) for item_id, item, _sig in batch.stories], now=now,
                              window=STORY_WINDOW, threshold=STORY_THRESHOLD,
-                             precomputed={item.fingerprint: sig for _id, item, sig in storied if sig is not None})
+                             precomputed={it.fingerprint: sig for _id, it, sig in batch.stories if sig is not None})
 
-    writer = GroupWriter(ctx.engine, ctx.monotonic, stories=assign_stories)
+    writer = GroupWriter(ctx.engine, ctx.monotonic, finish=finish)
     reading = reader(ctx.engine).connect()  # one connection for the cycle's "seen already?" reads
     renewing = asyncio.ensure_future(_LeaseRenewal(ctx, now=now, began=began).run())
     try:
@@ -300,7 +301,7 @@ def _record_failure(
     summary: PollSummary, started: float, retry_after: float | None = None,
 ) -> FeedWrite:
     written = _failure(ctx, feed, status, message, now=now, summary=summary, retry_after=retry_after)
-    return FeedWrite(feed, started, lambda _session, _storied: written,
+    return FeedWrite(feed, started, lambda _session, _batch: written,
                      _internal_error(ctx, feed, now=now, summary=summary))
 
 
@@ -337,7 +338,7 @@ def _store_outcome(
                                         now, ctx.rand).at
         state = store.PollState(feed.id, now=now, status=outcome.status, next_poll_at=next_poll, not_modified=True,
                                 moved_to=moved)
-        return FeedWrite(feed, started, lambda _session, _storied: (state, _nothing),
+        return FeedWrite(feed, started, lambda _session, _batch: (state, _nothing),
                          _internal_error(ctx, feed, now=now, summary=summary))
     if prepared is None:
         prepared = prepare_feed(outcome.content, outcome.final_url, outcome.content_type, feed.url, now,
@@ -359,8 +360,10 @@ def _store_outcome(
         unsigned.extend(it for it in items if matches.get(it.fingerprint) and it.fingerprint not in signatures)
     fetched, parsed = outcome, prepared
 
-    def apply(session: Session, storied: list[StoryItem]) -> Written:
-        new = store.insert_new_items(session, feed.id, items, alertable=alertable, matched_with=match_key)
+    def apply(session: Session, batch: GroupBatch) -> Written:
+        new = store.insert_new_items(session, feed.id, items, alertable=alertable, matched_with=match_key,
+                                     index=False)  # indexed with the group's (GroupWriter)
+        batch.new_items.extend(item_id for item_id, _item, _ok in new)
         hits: list[tuple[int, Match]] = []
         for item_id, item, ok in new:
             if ok:
@@ -370,8 +373,8 @@ def _store_outcome(
                 hits.extend((item_id, m) for m in found)
         store.insert_hits(session, hits, now=now)
         hit_items = {item_id for item_id, _m in hits}  # their stories: assigned with the group's (GroupWriter)
-        storied.extend((item_id, item, signatures.get(item.fingerprint)) for item_id, item, _ok in new
-                       if item_id in hit_items)
+        batch.stories.extend((item_id, item, signatures.get(item.fingerprint)) for item_id, item, _ok in new
+                             if item_id in hit_items)
         ttl = parsed.ttl_minutes * 60 if parsed.ttl_minutes else None
         upcoming_poll = rhythm.next_poll_at(rhythm.PollOutcome(new_items=len(new), hints=(fetched.max_age, ttl)),
                                             feed, _rhythm_policy(ctx), now, ctx.rand)

@@ -19,7 +19,7 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -35,7 +35,17 @@ Report = Callable[[], None]  # runs on the event loop once the write is committe
 Written = tuple[store.PollState, Report]
 # An item a write inserted that belongs in a story (it hit a watchlist), with its signature when known.
 StoryItem = tuple[int, Item, StorySignature | None]
-AssignStories = Callable[[Session, list[StoryItem]], None]
+
+
+@dataclass(slots=True)
+class GroupBatch:
+    """What the writes of a group leave to be done once for the whole group, in its transaction."""
+
+    new_items: list[int] = field(default_factory=list)  # ids of the items inserted (for the search index)
+    stories: list[StoryItem] = field(default_factory=list)  # the inserted items that need a story
+
+
+FinishGroup = Callable[[Session, GroupBatch], None]
 
 MAX_GROUP = 64  # finished feeds waiting for the writer before fetching waits for it
 
@@ -44,25 +54,25 @@ MAX_GROUP = 64  # finished feeds waiting for the writer before fetching waits fo
 class FeedWrite:
     """One finished feed, ready to store.
 
-    ``apply`` writes what the feed brought (items, hits) in the session it is given, adds the items
-    that need a story to the list it is given (the group's are assigned together), and returns the
+    ``apply`` writes what the feed brought (items, hits) in the session it is given, adds what is done
+    once per group to the :class:`GroupBatch` it is given (search index, stories), and returns the
     state for the feed's row; it may run twice (a failed group is written again feed by feed), so it
     only writes. ``failed`` turns an error in that write into the failure to record.
     """
 
     feed: store.ClaimedFeed
     started: float  # monotonic time the fetch began (the stored poll duration runs from here)
-    apply: Callable[[Session, list[StoryItem]], Written]
+    apply: Callable[[Session, GroupBatch], Written]
     failed: Callable[[Exception], Written]
 
 
 class GroupWriter:
     """A single writer thread storing groups of :class:`FeedWrite` (see the module docstring)."""
 
-    def __init__(self, engine: Engine, monotonic: Callable[[], float], *, stories: AssignStories | None = None,
+    def __init__(self, engine: Engine, monotonic: Callable[[], float], *, finish: FinishGroup | None = None,
                  max_group: int = MAX_GROUP) -> None:
         self.engine, self.monotonic, self.max_group = engine, monotonic, max_group
-        self.stories = stories
+        self.finish = finish
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="monitor-writer")
         self._pending: list[FeedWrite] = []
         self._inflight: asyncio.Future[list[Report]] | None = None
@@ -125,15 +135,15 @@ class GroupWriter:
     def write_group(self, group: list[FeedWrite]) -> list[Report]:
         """Store ``group`` in one transaction, or feed by feed when that fails; returns the reports to run.
 
-        The items of the whole group that need a story are assigned in one go, in the group's order (as
-        feed after feed would): one candidate query for the group instead of one per feed.
+        What is done once for the whole group (``finish``: the search index, stories in the group's
+        order, as feed after feed would) runs in the same transaction: a statement per group, not per feed.
         """
         try:
             with session_scope(self.engine) as session:
-                storied: list[StoryItem] = []
-                written = [self._apply(write, session, storied) for write in group]
-                if storied and self.stories is not None:
-                    self.stories(session, storied)
+                batch = GroupBatch()
+                written = [self._apply(write, session, batch) for write in group]
+                if self.finish is not None:
+                    self.finish(session, batch)
                 store.record_poll_states(session, [state for state, _report in written])
             return [report for _state, report in written]
         except Exception as exc:
@@ -143,8 +153,8 @@ class GroupWriter:
                         type(exc).__name__)
             return [report for write in group for report in self.write_group([write])]
 
-    def _apply(self, write: FeedWrite, session: Session, storied: list[StoryItem]) -> Written:
-        state, report = write.apply(session, storied)
+    def _apply(self, write: FeedWrite, session: Session, batch: GroupBatch) -> Written:
+        state, report = write.apply(session, batch)
         return self._timed(write, state), report
 
     def _timed(self, write: FeedWrite, state: store.PollState) -> store.PollState:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from monitor.store.items import (
         ArchivedItem,
         StoredItem,
+        index_for_search,
         insert_new_items,
         items_to_rematch,
         iter_items,
@@ -115,8 +116,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "stored_hit_items", "undelivered_hits", "undelivered_hits_for",
     ),
     "monitor.store.items": (
-        "ArchivedItem", "StoredItem", "insert_new_items", "items_to_rematch", "iter_items", "known_fingerprints",
-        "nth_newest_item_id",
+        "ArchivedItem", "StoredItem", "index_for_search", "insert_new_items", "items_to_rematch", "iter_items",
+        "known_fingerprints", "nth_newest_item_id",
     ),
     "monitor.store.match_sets": ("ensure_match_set", "mark_matched", "match_set_key", "match_sets"),
     "monitor.store.outbox": (
@@ -211,6 +212,7 @@ __all__ = [
     "get_subscriptions",
     "health_counts",
     "heartbeat",
+    "index_for_search",
     "insert_hits",
     "insert_hits_reporting",
     "insert_new_items",

@@ -35,12 +35,14 @@ _KNOWN = sa.select(_FINGERPRINT).where(_FINGERPRINT.in_(sa.bindparam("fingerprin
 
 def insert_new_items(
     session: Session, feed_id: int, items: Sequence[Item], *, alertable: Sequence[bool],
-    matched_with: str | None = None,
+    matched_with: str | None = None, index: bool = True,
 ) -> list[tuple[int, Item, bool]]:
     """Insert the items this database has not seen; return ``(id, item, alertable)`` for those only.
 
     ``matched_with``: the match set the alertable items were just matched against (recorded with
-    them, as :func:`monitor.store.mark_matched` would afterwards).
+    them, as :func:`monitor.store.mark_matched` would afterwards). ``index=False`` leaves adding them
+    to the search index to the caller (:func:`index_for_search`, once for many feeds' items: cheaper),
+    in the same transaction.
     """
     by_fp: dict[str, tuple[Item, bool]] = {}
     for item, ok in zip(items, alertable, strict=True):
@@ -59,7 +61,30 @@ def insert_new_items(
     for item_id, fp in session.connection().execute(_statement(session, "items", _item_insert), rows):
         item, ok = by_fp[fp]
         new.append((item_id, item, ok))
+    if index:
+        index_for_search(session, [item_id for item_id, _item, _ok in new])
     return new
+
+
+def index_for_search(session: Session, item_ids: Sequence[int]) -> None:
+    """Add newly inserted items to SQLite's full-text index (PostgreSQL's trigram index follows the table).
+
+    One ``INSERT … SELECT`` for many items: FTS5 indexes a batch several times faster than row by row.
+    Each item must be indexed exactly once, in the transaction that inserted it (the delete and update
+    triggers take it out of the index again).
+    """
+    if not item_ids or session.get_bind().dialect.name != "sqlite":
+        return
+    connection = session.connection()
+    for start in range(0, len(item_ids), _INDEX_CHUNK):
+        connection.execute(_INDEX, {"ids": list(item_ids[start:start + _INDEX_CHUNK])})
+
+
+_INDEX_CHUNK = 5000  # ids bound in one statement (SQLite allows 32,766)
+_INDEX = sa.text(
+    "INSERT INTO items_fts(rowid, title, summary, content) SELECT id, title, summary, content FROM items "
+    "WHERE id IN :ids"
+).bindparams(sa.bindparam("ids", expanding=True))
 
 
 def _item_insert(insert: Any) -> Any:

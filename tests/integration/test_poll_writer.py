@@ -16,8 +16,9 @@ from monitor.config_specs import config_specs
 from monitor.db import make_engine, session_scope
 from monitor.domain import Item, Match
 from monitor.models import Feed
+from monitor.operations import search_items
 from monitor.models import Item as ItemRow
-from monitor.pipeline.writer import FeedWrite, GroupWriter, StoryItem, Written
+from monitor.pipeline.writer import FeedWrite, GroupBatch, GroupWriter, Written
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 URLS = [f"https://feeds.example.org/{n}" for n in range(3)]
@@ -51,7 +52,7 @@ def success(feed: store.ClaimedFeed) -> store.PollState:
 
 def storing(feed: store.ClaimedFeed, index: int, *, broken: bool = False) -> FeedWrite:
     """A feed bringing two items; ``broken``: its write also inserts a hit on an item that does not exist."""
-    def apply(session: Session, _storied: list[StoryItem]) -> Written:
+    def apply(session: Session, _batch: GroupBatch) -> Written:
         new = store.insert_new_items(session, feed.id, [item(index, 1), item(index, 2)], alertable=[True, True])
         store.insert_hits(session, [(item_id, Match("w", "1", 1.0)) for item_id, _item, _ok in new], now=NOW)
         if broken:  # a foreign key the database refuses, as a bug in a write would be
@@ -120,8 +121,9 @@ def test_poll_states_written_together_keep_each_feeds_own_outcome(engine: sa.Eng
         assert row is not None and (row.moved_to, row.moved_since) == (None, None)
 
 
-def _story_assigner(session: Session, storied: list[StoryItem]) -> None:
-    store.assign_stories(session, [(item_id, it) for item_id, it, _sig in storied], now=NOW,
+def _finish(session: Session, batch: GroupBatch) -> None:
+    store.index_for_search(session, batch.new_items)
+    store.assign_stories(session, [(item_id, it) for item_id, it, _sig in batch.stories], now=NOW,
                          window=timedelta(hours=48), threshold=0.5)
 
 
@@ -132,11 +134,12 @@ def reporting(feed: store.ClaimedFeed, index: int, *, broken: bool = False) -> F
                 summary="The delegation was greeted at the airport and held talks on friendship and cooperation.",
                 content="", feed_url=URLS[index], fetched_at=NOW)
 
-    def apply(session: Session, storied: list[StoryItem]) -> Written:
-        new = store.insert_new_items(session, feed.id, [same, item(index, 1)], alertable=[True, True])
+    def apply(session: Session, batch: GroupBatch) -> Written:
+        new = store.insert_new_items(session, feed.id, [same, item(index, 1)], alertable=[True, True], index=False)
         if broken:
             store.insert_hits(session, [(10**9, Match("w", "1", 1.0))], now=NOW)
-        storied.extend((item_id, it, None) for item_id, it, _ok in new if it is same)
+        batch.new_items.extend(item_id for item_id, _it, _ok in new)
+        batch.stories.extend((item_id, it, None) for item_id, it, _ok in new if it is same)
         return success(feed), lambda: None
 
     def failed(exc: Exception) -> Written:
@@ -149,7 +152,7 @@ def test_a_story_reported_by_several_feeds_of_a_group_is_one_story(engine: sa.En
     # The group's items are assigned stories together; when the group falls back to feed by feed
     # (one write fails), each feed assigns its own, and the rest still form one story.
     feeds = claimed(engine)
-    writer = GroupWriter(engine, monotonic=lambda: 0.0, stories=_story_assigner)
+    writer = GroupWriter(engine, monotonic=lambda: 0.0, finish=_finish)
     try:
         writer.write_group([reporting(f, n, broken=n == broken) for n, f in enumerate(feeds)])
     finally:
@@ -161,3 +164,11 @@ def test_a_story_reported_by_several_feeds_of_a_group_is_one_story(engine: sa.En
     assert len(wire) == (2 if broken else 3)
     assert len(set(wire.values())) == 1 and None not in wire.values()
     assert all(story is None for fp, story in rows.items() if not fp.endswith("-wire"))  # no hit, no story
+    # The group's items are in the search index once each (SQLite's FTS5 checks its index against
+    # the table), the rolled-back feed's are not, and search finds them.
+    with session_scope(engine) as session:
+        if engine.dialect.name == "sqlite":
+            session.execute(sa.text("INSERT INTO items_fts(items_fts, rank) VALUES ('integrity-check', 1)"))
+        found, _cursor = search_items(session, "Zhao Leji")
+    assert sorted(view.link or "" for view in found) == sorted(
+        f"https://example.org/{n}/wire" for n in range(3) if n != broken)
