@@ -8,7 +8,7 @@ only I/O is reading the watchlist folder; the reference date is always a paramet
 
 from monitor.match.anniversaries import Calendar, CalendarEvent, upcoming
 from monitor.match.engine import Matcher, example_outcomes, explain, normalise, run_examples
-from monitor.match.watchlist import Actor, LoadResult, Watchlist, load_watchlists
+from monitor.match.watchlist import Actor, LoadResult, Watchlist, load_watchlists, watchlist_versions
 
 __all__ = [
     "Actor",
@@ -23,4 +23,5 @@ __all__ = [
     "normalise",
     "run_examples",
     "upcoming",
+    "watchlist_versions",
 ]

@@ -13,6 +13,8 @@ reading the folder it is given.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -736,3 +738,16 @@ def load_watchlists(directory: Path) -> LoadResult:
             names.add(watchlist.name)
             result.watchlists.append(watchlist)
     return result
+
+
+def watchlist_versions(result: LoadResult) -> dict[str, str]:
+    """``{name: "version:fingerprint"}`` of the lists in ``result``, stored with the items matched against
+    them; the same in every process that loads the same files (the parse workers compare them). The
+    fingerprint changes with any edit that can change what matches (rules, cues, threshold, or the
+    shared actors and calendar)."""
+    shared = repr(sorted(result.actors.items())) + repr(result.calendar)
+    return {
+        w.name: f"{w.version}:" + hashlib.sha256(
+            (repr(dataclasses.replace(w, line=0, examples=(), path="")) + shared).encode()).hexdigest()[:12]
+        for w in result.watchlists
+    }

@@ -7,6 +7,7 @@ jobs and the one-shot commands call exactly these functions; the time is always 
 
 from __future__ import annotations
 
+from monitor.ingest.prepare import PARSE_BUDGET_SECONDS, Prepared, prepare_feed
 from monitor.pipeline.context import (
     STORY_THRESHOLD,
     STORY_WINDOW,
@@ -35,15 +36,12 @@ from monitor.pipeline.poll import (
     FEED_LEASE_SECONDS,
     MAX_BACKOFF_SECONDS,
     PARALLEL_MIN_FEEDS,
-    PARSE_BUDGET_SECONDS,
     POLL_BATCH,
     STOP_CHECK_SECONDS,
     PollSummary,
-    Prepared,
     batch_limits,
     feed_options,
     poll_cycle,
-    prepare_feed,
 )
 from monitor.pipeline.rematch import (
     RematchSummary,

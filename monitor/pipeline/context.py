@@ -6,7 +6,6 @@ config into the database; the heartbeat and retention run on it too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -35,7 +34,7 @@ from monitor.errors import (
 )
 from monitor.ingest.cluster import DEFAULT_THRESHOLD
 from monitor.ingest.fetch import FetchPolicy
-from monitor.match import LoadResult, Matcher, load_watchlists
+from monitor.match import LoadResult, Matcher, load_watchlists, watchlist_versions
 
 log = logging.getLogger("monitor")
 
@@ -142,17 +141,6 @@ class WatchlistSource:
                 kept.append(old)
                 log.warning("keeping the last good version of %s", old.name, extra={"watchlist": old.name})
         return replace(result, watchlists=[*result.watchlists, *kept])
-
-
-def watchlist_versions(result: LoadResult) -> dict[str, str]:
-    """``{name: "version:fingerprint"}`` of the lists in ``result`` (see :attr:`WatchlistSource.versions`);
-    the same in every process that loads the same files."""
-    shared = repr(sorted(result.actors.items())) + repr(result.calendar)
-    return {
-        w.name: f"{w.version}:" + hashlib.sha256(
-            (repr(replace(w, line=0, examples=(), path="")) + shared).encode()).hexdigest()[:12]
-        for w in result.watchlists
-    }
 
 
 # --- context ------------------------------------------------------------------------------------

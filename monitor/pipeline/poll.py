@@ -9,12 +9,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -26,22 +25,28 @@ from monitor.domain import Item, Match
 from monitor.errors import (
     FetchError,
     HTTPStatusError,
-    ParseError,
 )
-from monitor.ingest.budget import BudgetExceeded, cpu_budget
-from monitor.ingest.cluster import StorySignature, signature_for
+from monitor.ingest.cluster import StorySignature
 from monitor.ingest.fetch import FeedState, FetchResult, build_client, fetch_feed
-from monitor.ingest.normalize import normalize_entries
-from monitor.ingest.parse import parse_feed
-from monitor.match import Matcher, load_watchlists
+from monitor.ingest.prepare import (
+    MatchPlan,
+    Prepared,
+    alertable_flags,
+    document_for,
+    prepare_feed,
+    prepare_in_worker,
+    reference_date,
+    story_signatures,
+    versions_key,
+)
+from monitor.match import Matcher
 from monitor.pipeline.context import (
     STORY_THRESHOLD,
     STORY_WINDOW,
     Context,
     CycleStopped,
-    watchlist_versions,
 )
-from monitor.pipeline.rematch import _document, _reference_date, catch_up
+from monitor.pipeline.rematch import catch_up
 from monitor.pipeline.writer import FeedWrite, GroupBatch, GroupWriter, Written
 from monitor.redact import redact
 
@@ -54,9 +59,6 @@ MAX_BACKOFF_SECONDS = rhythm.MAX_BACKOFF_SECONDS
 POLL_BATCH = 250
 PARALLEL_MIN_FEEDS = 20  # below this a cycle parses in-process (starting workers would cost more)
 STOP_CHECK_SECONDS = 0.2  # how often a poll in flight looks for a shutdown request
-# CPU seconds one feed's parse and text extraction may take (enforced in the parse workers and in a
-# main-thread poll): far above what any real feed needs (a 9 MB full-content feed takes about 2 s).
-PARSE_BUDGET_SECONDS = 30.0
 
 
 # --- polling ------------------------------------------------------------------------------------
@@ -369,7 +371,7 @@ def _store_outcome(
             if ok:
                 found = matches.get(item.fingerprint)
                 if found is None:  # unseen a moment ago and matched only now: rare (pruned meanwhile)
-                    found = matcher.match(_document(item), on=_reference_date(item, now))
+                    found = matcher.match(document_for(item), on=reference_date(item, now))
                 hits.extend((item_id, m) for m in found)
         store.insert_hits(session, hits, now=now)
         hit_items = {item_id for item_id, _m in hits}  # their stories: assigned with the group's (GroupWriter)
@@ -420,119 +422,13 @@ def _match_unseen(ctx: Context, items: list[Item], alertable: list[bool], matche
     for item, ok in zip(items, alertable, strict=True):
         if ok and item.fingerprint not in known and item.fingerprint not in matches:
             ctx.check_stop()
-            matches[item.fingerprint] = matcher.match(_document(item), on=_reference_date(item, now))
+            matches[item.fingerprint] = matcher.match(document_for(item), on=reference_date(item, now))
     return matches
-
-
-def alertable_flags(items: list[Item], *, first_poll: bool, window_start: datetime) -> list[bool]:
-    """Which items may become hits: all of them, except on a feed's first poll, where only those
-    published inside the alert window (a new feed's back catalogue is stored, not alerted)."""
-    return [
-        (not first_poll) or (not it.date_from_fetch and it.published_at is not None
-                             and it.published_at >= window_start)
-        for it in items
-    ]
-
-
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """A fetched feed turned into items off the main process (parse, normalise, story signatures)."""
-
-    items: list[Item]
-    signatures: dict[str, StorySignature]  # by fingerprint
-    ttl_minutes: int | None
-    error: str | None = None
-    skipped: tuple[str, ...] = ()  # entries that could not be read, one reason each
-    # The matches of every alertable item, by fingerprint, when a parse worker matched them
-    # (None: match in the main process).
-    matches: dict[str, list[Match]] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MatchPlan:
-    """What a parse worker needs to match a feed's items as the main process would."""
-
-    folder: str  # the watchlists folder
-    key: str  # :func:`versions_key` of the watchlists the cycle uses
-    first_poll: bool
-    window_start: datetime
-
-
-def versions_key(versions: dict[str, str]) -> str:
-    return repr(sorted(versions.items()))
-
-
-# In a parse worker: matchers by folder and versions key (None: the folder did not give that version).
-_WORKER_MATCHERS: OrderedDict[tuple[str, str], Matcher | None] = OrderedDict()
-
-
-def _worker_matcher(folder: str, key: str) -> Matcher | None:
-    """The matcher for ``key``, loaded from ``folder`` once per worker and version; None when the files no
-    longer give that version (edited since the cycle began, or broken: the main process keeps the last
-    good lists then), and the main process matches instead."""
-    if (folder, key) not in _WORKER_MATCHERS:
-        matcher = None
-        try:
-            result = load_watchlists(Path(folder))
-            if not result.errors and versions_key(watchlist_versions(result)) == key:
-                matcher = Matcher.compile(result)
-        except Exception:  # whatever it is, the main process matches with what it has
-            matcher = None
-        _WORKER_MATCHERS[folder, key] = matcher
-        while len(_WORKER_MATCHERS) > 2:
-            _WORKER_MATCHERS.popitem(last=False)
-    return _WORKER_MATCHERS[folder, key]
-
-
-def prepare_in_worker(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-                      plan: MatchPlan, encoding: str | None = None, timezone: str | None = None) -> Prepared:
-    """Parse, normalise and match one feed in a parse worker; story signatures for the items that hit."""
-    matcher = _worker_matcher(plan.folder, plan.key)
-    return prepare_feed(content, url, content_type, feed_url, now, encoding, timezone, signatures=False,
-                        matching=None if matcher is None else (matcher, plan))
 
 
 def feed_options(ctx: Context, feed: store.ClaimedFeed) -> tuple[str | None, str | None]:
     """The feed's ``encoding:`` and ``timezone:`` settings (config feeds only; others have none)."""
     return ctx.feed_options(feed.url)
-
-
-def prepare_feed(content: bytes, url: str, content_type: str | None, feed_url: str, now: datetime,
-                 encoding: str | None = None, timezone: str | None = None, *, signatures: bool = True,
-                 budget: float | None = PARSE_BUDGET_SECONDS,
-                 matching: tuple[Matcher, MatchPlan] | None = None) -> Prepared:
-    """The CPU-bound part of polling one feed; runs in a worker process. Pure but for the CPU budget.
-
-    With ``matching``, the alertable items are matched as well, and story signatures are computed for
-    those that hit (only they are grouped into stories).
-    """
-    matches: dict[str, list[Match]] | None = None
-    try:
-        with cpu_budget(budget):
-            parsed = parse_feed(content, url=url, content_type=content_type, encoding=encoding, timezone=timezone)
-            items, skipped = normalize_entries(parsed.entries, feed_url=feed_url, now=now)
-            sigs = {it.fingerprint: signature_for(it.title, it.summary) for it in items} if signatures else {}
-            if matching is not None:
-                matcher, plan = matching
-                matches = {}
-                flags = alertable_flags(items, first_poll=plan.first_poll, window_start=plan.window_start)
-                for item, ok in zip(items, flags, strict=True):
-                    if ok and item.fingerprint not in matches:
-                        found = matcher.match(_document(item), on=_reference_date(item, now))
-                        matches[item.fingerprint] = found
-                        if found and item.fingerprint not in sigs:
-                            sigs[item.fingerprint] = signature_for(item.title, item.summary)
-    except ParseError as exc:
-        return Prepared([], {}, None, str(exc))
-    except BudgetExceeded as exc:
-        return Prepared([], {}, None, f"{url}: reading this feed took more than {exc.seconds:g} s of CPU; refused "
-                                      f"({len(content) // 1024} KB; a feed this large or convoluted costs every poll)")
-    return Prepared(items, sigs, parsed.ttl_minutes, skipped=(*parsed.skipped, *skipped), matches=matches)
-
-
-def story_signatures(texts: list[tuple[str, str, str]]) -> dict[str, StorySignature]:
-    """``{fingerprint: signature}`` of (fingerprint, title, summary) items; runs in a parse worker."""
-    return {fp: signature_for(title, summary) for fp, title, summary in texts}
 
 
 def _skipped_note(skipped: tuple[str, ...]) -> str | None:

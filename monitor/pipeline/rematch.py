@@ -6,12 +6,13 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from monitor import store
 from monitor.db import session_scope
-from monitor.domain import Document, Item, Match
+from monitor.domain import Match
+from monitor.ingest.prepare import document_for, reference_date
 from monitor.pipeline.context import (
     STORY_THRESHOLD,
     STORY_WINDOW,
@@ -90,7 +91,7 @@ def rematch_stored(ctx: Context, *, now: datetime, since: datetime, names: Seque
                 if not todo:
                     continue
                 summary.items += 1
-                found = matcher.match(_document(row.item), on=_reference_date(row.item, row.item.fetched_at))
+                found = matcher.match(document_for(row.item), on=reference_date(row.item, row.item.fetched_at))
                 hits.extend((row.id, m) for m in found if m.watchlist in todo)
                 merged = {**done, **{n: versions[n] for n in todo}}
                 key = store.ensure_match_set(session, merged, now=now) if merged != done else row.matched_with
@@ -108,10 +109,3 @@ def rematch_stored(ctx: Context, *, now: datetime, since: datetime, names: Seque
             break
     return summary
 
-
-def _document(item: Item) -> Document:
-    return Document(title=item.title, summary=item.summary, content=item.content, published=item.published_at)
-
-
-def _reference_date(item: Item, now: datetime) -> date:
-    return (item.published_at or now).date()

@@ -176,7 +176,7 @@ def test_a_parse_worker_that_loads_another_watchlist_version_leaves_matching_to_
         tmp_path: Path) -> None:
     # The worker loads the lists from the folder itself; when they are not the version the cycle uses
     # (edited since it began, or broken), it returns no matches and this process matches.
-    from monitor.pipeline.poll import MatchPlan, prepare_in_worker, versions_key
+    from monitor.ingest.prepare import MatchPlan, prepare_in_worker, versions_key
 
     source = WatchlistSource(ROOT / "watchlists")
     source.get()

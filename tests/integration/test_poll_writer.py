@@ -16,8 +16,8 @@ from monitor.config_specs import config_specs
 from monitor.db import make_engine, session_scope
 from monitor.domain import Item, Match
 from monitor.models import Feed
-from monitor.operations import search_items
 from monitor.models import Item as ItemRow
+from monitor.operations import search_items
 from monitor.pipeline.writer import FeedWrite, GroupBatch, GroupWriter, Written
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
