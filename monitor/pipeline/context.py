@@ -229,7 +229,8 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
     if migrate is None:
         migrate = engine.dialect.name == "sqlite"
     if migrate:
-        upgrade(engine)
+        if current_revision(engine) != head_revision():  # at head (most starts): Alembic is not even loaded
+            upgrade(engine)
     else:
         current, head = current_revision(engine), head_revision()
         if current != head:
