@@ -61,6 +61,9 @@ class Item:
     # True when the feed gave no plausible date and ``published_at`` is the time the item was
     # first seen (``fetched_at``); such an item never counts as recent on a feed's first poll.
     date_from_fetch: bool = False
+    # The script language of title and summary (:func:`monitor.lang.script_language`), worked out when
+    # the item is normalised (in a parse worker); None: not worked out, or no letters.
+    lang: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

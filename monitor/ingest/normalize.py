@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from lxml import etree
 
 from monitor.domain import Entry, Item
+from monitor.lang import script_language
 
 __all__ = ["canonical_url", "fingerprint", "html_to_text", "normalize_entries", "normalize_entry", "plausible_date"]
 
@@ -229,4 +230,5 @@ def normalize_entry(entry: Entry, *, feed_url: str, now: datetime) -> Item:
         feed_url=feed_url,
         fetched_at=now,
         date_from_fetch=published is None,
+        lang=script_language(f"{title} {summary}"),
     )

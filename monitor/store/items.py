@@ -52,7 +52,7 @@ def insert_new_items(
     rows = [
         dict(fingerprint=fp, feed_id=feed_id, guid=it.guid, link=it.link, title=it.title, summary=it.summary,
              content=it.content, author=it.author, published_at=it.published_at, fetched_at=it.fetched_at,
-             alertable=ok, lang=script_language(f"{it.title} {it.summary}"),
+             alertable=ok, lang=it.lang if it.lang is not None else script_language(f"{it.title} {it.summary}"),
              matched_with=matched_with if ok else None)
         for fp, (it, ok) in by_fp.items()
     ]
