@@ -9,26 +9,35 @@ anything walks the tree: an alias to a node that contains it, aliases adding mor
 :data:`MAX_ALIAS_NODES` nodes, and nesting deeper than :data:`MAX_DEPTH` are refused with
 the line where the parser met them. The work is linear in the file.
 
+Scanning and parsing run in libyaml (PyYAML's C parser) when PyYAML was built with it, which is
+several times faster than the pure-Python scanner (every command loads the watchlists); the tree is
+built in Python either way, so the caps above apply to both.
+
 Errors are ``yaml.MarkedYAMLError`` values, so callers that already report YAML syntax
 errors with file and line report these the same way.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from yaml.composer import ComposerError
+from yaml.composer import Composer, ComposerError
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 MAX_DEPTH = 64  # no watchlist or config file comes near this; deep nesting is only ever an attack or a typo
 MAX_ALIAS_NODES = 100_000  # nodes that aliases may add to a file's tree, all aliases together
 
 
-class _CappedLoader(yaml.SafeLoader):
-    """SafeLoader that counts what aliases add and refuses self-reference and deep nesting."""
+class _Capped(Composer):
+    """A composer that counts what aliases add and refuses self-reference and deep nesting."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    if TYPE_CHECKING:  # the parser it is combined with provides the events
+        def peek_event(self) -> yaml.Event: ...
+        def get_event(self) -> yaml.Event: ...
+
+    def _start_capping(self) -> None:
         self._depth = 0
         self._alias_nodes = 0
         self._sizes: dict[int, int] = {}  # id(node) -> nodes in its tree with aliases expanded (when complete)
@@ -65,6 +74,33 @@ class _CappedLoader(yaml.SafeLoader):
         return node
 
 
+class _CappedLoader(_Capped, yaml.SafeLoader):
+    """SafeLoader (pure Python) with the caps."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self._start_capping()
+
+
+if getattr(yaml, "__with_libyaml__", False):
+    from yaml._yaml import CParser
+
+    class _CappedCLoader(_Capped, CParser, SafeConstructor, Resolver):
+        """libyaml's scanner and parser, with the tree built by the capped composer above (first in the
+        method order, so libyaml's own composer is never used)."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._start_capping()
+
+    _Loader: type[_CappedLoader] | type[_CappedCLoader] = _CappedCLoader
+else:  # pragma: no cover - PyYAML without libyaml
+    _Loader = _CappedLoader
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -75,7 +111,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def compose(text: str) -> yaml.Node | None:
     """The node tree of ``text`` (line numbers kept), with aliases capped and deep nesting refused."""
-    loader = _CappedLoader(text)
+    loader = _Loader(text)
     try:
         return loader.get_single_node()
     finally:
@@ -84,7 +120,7 @@ def compose(text: str) -> yaml.Node | None:
 
 def load(text: str) -> Any:
     """Plain Python values of ``text``, with aliases capped and deep nesting refused."""
-    loader = _CappedLoader(text)
+    loader = _Loader(text)
     try:
         return loader.get_single_data()
     finally:
@@ -98,5 +134,7 @@ def describe(exc: yaml.YAMLError) -> tuple[str, int | None]:
         reason = exc.problem or exc.context or "invalid YAML"
         if exc.context and exc.problem:
             reason = f"{exc.problem} ({exc.context})"
+        if "maximum nesting depth" in reason:  # libyaml's own limit (1,000) met before ours: one message
+            reason = f"nested more than {MAX_DEPTH} levels deep"
         return reason, (mark.line + 1 if mark is not None else None)
     return str(exc), None
