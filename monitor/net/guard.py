@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import select
 import socket
 import weakref
 from collections.abc import AsyncIterator, Iterable
@@ -240,13 +239,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         if self._policy.allow_private_networks:
-            return _Stream(await self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         # url=host: fetch_feed/guarded_request re-raise it naming the full URL.
         addresses = await resolve_checked(host, port, self._policy, url=host)
         last: Exception | None = None
         for address in addresses:
             try:
-                return _Stream(await self._inner.connect_tcp(address, port, timeout, local_address, socket_options))
+                return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last = exc
         assert last is not None
@@ -262,49 +261,6 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    """httpcore's anyio stream, answering "is this idle connection readable?" from its socket directly.
-
-    The pool asks that of every idle connection each time it places a request (a readable idle
-    connection was closed by the server, or sent something unasked, and is dropped). anyio answers it by
-    building all its socket attributes, ``getpeername()`` included, each time: with a few connections per
-    host and thousands of requests (a delivery cycle), that was a tenth of the CPU of sending.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
-            return _readable(self._socket)
-        return self._inner.get_extra_info(info)
-
-
-def _readable(sock: socket.socket | None) -> bool:
-    """True when a socket has data (or EOF) waiting, or is gone: what httpcore checks before reusing one."""
-    if sock is None or sock.fileno() < 0:
-        return True
-    if not hasattr(select, "poll"):  # Windows
-        return bool(select.select([sock], [], [], 0)[0])
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
 
 
 
