@@ -185,6 +185,16 @@ class Context:
                                              mp_context=multiprocessing.get_context("spawn"))
         return self._pool
 
+    def discard_parse_pool(self, pool: ProcessPoolExecutor) -> bool:
+        """Forget ``pool`` when one of its workers died (it is broken for good); the next
+        :meth:`parse_pool` starts new workers. True the first time for that pool, so its loss is
+        reported once, not once per feed that was waiting for it."""
+        if self._pool is not pool:
+            return False
+        self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+        return True
+
     def feed_options(self, url: str) -> tuple[str | None, str | None]:
         """A config feed's ``encoding:`` and ``timezone:`` settings by URL (other feeds have none).
 

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -180,9 +181,16 @@ async def _poll_claims(
                 prepared = await loop.run_in_executor(pool, prepare_in_worker, result.content, result.final_url,
                                                       result.content_type, feed.url, now, plan,
                                                       *feed_options(ctx, feed))
+            except BrokenProcessPool as exc:  # a worker died (killed, out of memory): new ones start
+                lost_workers(pool, exc)
             except Exception:
                 log.exception("parse worker failed; parsing here", extra={"feed_url": feed.url})
         return feed, started, result, prepared
+
+    def lost_workers(pool: ProcessPoolExecutor, exc: BrokenProcessPool) -> None:
+        if ctx.discard_parse_pool(pool):  # once per pool, not once per feed that was waiting for it
+            log.error("a parse worker process died (%s); the feeds it held are parsed in this process and new "
+                      "workers start with the next batch", exc)
 
     def claim() -> list[store.ClaimedFeed]:
         # ``now`` is when the cycle started; a lease runs from the real time of its claim.
@@ -205,6 +213,8 @@ async def _poll_claims(
                 try:
                     signatures.update(await loop.run_in_executor(
                         pool, story_signatures, [(it.fingerprint, it.title, it.summary) for it in unsigned]))
+                except BrokenProcessPool as exc:  # the writer computes what is missing
+                    lost_workers(pool, exc)
                 except Exception:  # the writer computes what is missing
                     log.exception("parse worker failed; signing here", extra={"feed_url": feed.url})
         except CycleStopped:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -198,3 +200,35 @@ def test_a_parse_worker_that_loads_another_watchlist_version_leaves_matching_to_
     other = MatchPlan(str(edited), versions_key(source.versions), first_poll=False, window_start=window)
     fallback = prepare_in_worker(body, "http://x.test/f", "application/rss+xml", "http://x.test/f", now, other)
     assert fallback.matches is None and fallback.items == prepared.items
+
+
+def test_a_parse_worker_that_dies_is_reported_once_and_new_workers_take_over(
+        tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
+    # A worker killed from outside (the OOM killer, an operator) breaks its pool for good: the feeds
+    # that were waiting for it are parsed in this process, the loss is logged once (not once per
+    # feed), and the next batch starts new workers, in this cycle and the next.
+    from monitor.pipeline.poll import PARALLEL_MIN_FEEDS
+
+    urls = []
+    for n in range(PARALLEL_MIN_FEEDS + 4):
+        items = [{**it, "link": f"{it['link']}-{n}"} for it in RELEVANT]
+        server.set_route(f"/d{n}.xml", body=rss(items), headers={"Content-Type": "application/rss+xml"})
+        urls.append(server.url(f"/d{n}.xml"))
+    ctx = context(tmp_path, urls, parse_processes=1)
+    broken = ctx.parse_pool()
+    assert broken is not None
+    with pytest.raises(BrokenProcessPool):
+        broken.submit(os._exit, 1).result(timeout=60)
+    with caplog.at_level(logging.INFO, logger="monitor"):
+        summary = poll_cycle(ctx, now=datetime.now(UTC), all_feeds=True)
+    assert (summary.feeds_polled, summary.feeds_failed) == (len(urls), 0)
+    assert summary.new_items == len(urls) * len(RELEVANT)
+    with read_scope(ctx.engine) as session:
+        assert len({h.link for h in store.list_hits(session, limit=10_000)}) == len(urls) * len(RELEVANT)
+    died = [r for r in caplog.records if "parse worker process died" in r.getMessage()]
+    assert len(died) == 1 and died[0].levelno == logging.ERROR
+    assert not [r for r in caplog.records if "parse worker failed" in r.getMessage()]
+    fresh = ctx.parse_pool()
+    assert fresh is not None and fresh is not broken
+    assert fresh.submit(sum, [1, 2]).result(timeout=60) == 3
+    ctx.close()
