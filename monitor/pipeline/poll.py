@@ -156,13 +156,17 @@ async def _poll_claims(
     refill = max(1, min(batch, ctx.settings.poll_concurrency) // 2)  # feeds left in flight when the next claim starts
     limit = asyncio.Semaphore(ctx.settings.poll_concurrency)
     loop = asyncio.get_running_loop()
-    pool: ProcessPoolExecutor | None = None  # parse workers, once the cycle is large enough to pay for them
+    parallel = False  # parse in worker processes: once the cycle is large enough to pay for starting them
+
+    def workers() -> ProcessPoolExecutor | None:
+        # Started when the first feed needs parsing, not at the claim: an all-304 cycle starts none.
+        return ctx.parse_pool() if parallel else None
     Done = tuple[store.ClaimedFeed, float, FetchResult | FetchError, Prepared | None]
     # The parse workers match too, with the watchlists they load from the same folder; they check
     # that what they loaded is the version this cycle uses (else this process matches).
     watchlists = (str(ctx.watchlists.folder.resolve()), versions_key(ctx.watchlists.versions))
 
-    async def one(feed: store.ClaimedFeed, pool: ProcessPoolExecutor | None) -> Done:
+    async def one(feed: store.ClaimedFeed) -> Done:
         async with limit:
             started = ctx.monotonic()
             try:
@@ -174,11 +178,13 @@ async def _poll_claims(
                 log.exception("unexpected error fetching a feed", extra={"feed_url": feed.url})
                 return feed, started, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
         prepared = None
-        if pool is not None and result.content is not None and not result.not_modified:
+        content = None if result.not_modified else result.content
+        pool = workers() if content is not None else None
+        if pool is not None and content is not None:
             plan = MatchPlan(*watchlists, first_poll=feed.first_poll,
                              window_start=now - timedelta(seconds=feed.alert_window_seconds))
             try:  # parsing and matching are CPU-bound: the worker process uses the other core meanwhile
-                prepared = await loop.run_in_executor(pool, prepare_in_worker, result.content, result.final_url,
+                prepared = await loop.run_in_executor(pool, prepare_in_worker, content, result.final_url,
                                                       result.content_type, feed.url, now, plan,
                                                       *feed_options(ctx, feed))
             except BrokenProcessPool as exc:  # a worker died (killed, out of memory): new ones start
@@ -190,7 +196,7 @@ async def _poll_claims(
     def lost_workers(pool: ProcessPoolExecutor, exc: BrokenProcessPool) -> None:
         if ctx.discard_parse_pool(pool):  # once per pool, not once per feed that was waiting for it
             log.error("a parse worker process died (%s); the feeds it held are parsed in this process and new "
-                      "workers start with the next batch", exc)
+                      "workers start for the next ones", exc)
 
     def claim() -> list[store.ClaimedFeed]:
         # ``now`` is when the cycle started; a lease runs from the real time of its claim.
@@ -209,7 +215,8 @@ async def _poll_claims(
             write = _store_outcome(ctx, feed, outcome, matcher, now=now, summary=summary, started=started,
                                    reading=reading, prepared=prepared, match_key=match_key,
                                    signatures=signatures, unsigned=unsigned)
-            if unsigned and pool is not None:  # the hit items' story signatures, on the other core
+            pool = workers() if unsigned else None
+            if pool is not None:  # the hit items' story signatures, on the other core
                 try:
                     signatures.update(await loop.run_in_executor(
                         pool, story_signatures, [(it.fingerprint, it.title, it.summary) for it in unsigned]))
@@ -226,7 +233,7 @@ async def _poll_claims(
         await writer.add(write)
 
     async def work() -> None:
-        nonlocal pool
+        nonlocal parallel
         running: set[asyncio.Future[Done]] = set()
         claimed_so_far, exhausted = 0, False
         try:
@@ -236,8 +243,8 @@ async def _poll_claims(
                     exhausted = not claimed
                     claimed_so_far += len(claimed)
                     # Small cycles parse here: starting worker processes would cost more than they save.
-                    pool = ctx.parse_pool() if claimed_so_far >= PARALLEL_MIN_FEEDS else None
-                    running.update(asyncio.ensure_future(one(feed, pool)) for feed in claimed)
+                    parallel = claimed_so_far >= PARALLEL_MIN_FEEDS
+                    running.update(asyncio.ensure_future(one(feed)) for feed in claimed)
                 if not running:
                     return
                 finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)

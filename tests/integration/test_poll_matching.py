@@ -20,7 +20,7 @@ from monitor.domain import Document, Match
 from monitor.match import Matcher
 from monitor.pipeline import Context, WatchlistSource, open_context, poll_cycle
 from tests.e2e.conftest import IRRELEVANT, RELEVANT, rss
-from tests.helpers.feed_server import FeedServer
+from tests.helpers.feed_server import FeedServer, RecordedRequest, Route
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,7 +206,7 @@ def test_a_parse_worker_that_dies_is_reported_once_and_new_workers_take_over(
         tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture) -> None:
     # A worker killed from outside (the OOM killer, an operator) breaks its pool for good: the feeds
     # that were waiting for it are parsed in this process, the loss is logged once (not once per
-    # feed), and the next batch starts new workers, in this cycle and the next.
+    # feed), and new workers start for the next feeds, in this cycle and the next.
     from monitor.pipeline.poll import PARALLEL_MIN_FEEDS
 
     urls = []
@@ -232,3 +232,30 @@ def test_a_parse_worker_that_dies_is_reported_once_and_new_workers_take_over(
     assert fresh is not None and fresh is not broken
     assert fresh.submit(sum, [1, 2]).result(timeout=60) == 3
     ctx.close()
+
+
+def test_a_cycle_with_nothing_to_parse_starts_no_worker_processes(tmp_path: Path, server: FeedServer) -> None:
+    # Workers start when the first feed of a large cycle needs parsing: an all-304 cycle (most cycles
+    # of a steady day) pays neither their start nor their shutdown.
+    from monitor.pipeline.poll import PARALLEL_MIN_FEEDS
+
+    body = rss(RELEVANT)
+
+    def unchanged(request: RecordedRequest) -> Route:
+        if request.headers.get("if-none-match") == '"v1"':
+            return Route(304, b"", {"ETag": '"v1"'})
+        return Route(200, body, {"ETag": '"v1"', "Content-Type": "application/rss+xml"})
+
+    urls = []
+    for n in range(PARALLEL_MIN_FEEDS + 4):
+        server.set_handler(f"/u{n}.xml", unchanged)
+        urls.append(server.url(f"/u{n}.xml"))
+    first = context(tmp_path, urls, parse_processes=1)
+    assert poll_cycle(first, now=datetime.now(UTC), all_feeds=True).feeds_polled == len(urls)
+    assert first._pool is not None  # the first cycle parsed in workers
+    first.close()
+    again = context(tmp_path, urls, parse_processes=1)
+    summary = poll_cycle(again, now=datetime.now(UTC), all_feeds=True)
+    assert (summary.feeds_polled, summary.not_modified, summary.feeds_failed) == (len(urls), len(urls), 0)
+    assert again._pool is None
+    again.close()
