@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col
 
 _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
+
+T = TypeVar("T")
+
+
+def in_list(values: Sequence[T]) -> list[T]:
+    """``values`` for an expanding ``IN``, padded with its last value to a power of two (at least 8).
+
+    An expanding ``IN`` renders one SQL text per list length, and the driver keeps a prepared
+    statement per text (Python's sqlite3 caches 128 per connection; psycopg prepares repeated ones
+    on the server): long lists of ever-new lengths fill that cache with large statements (128 lists
+    of about 2,000 values held 55 MB). Padded, a query has a dozen lengths at most; a repeated value
+    changes nothing in an ``IN``.
+    """
+    if not values:
+        return []
+    size = max(8, 1 << (len(values) - 1).bit_length())
+    return [*values, *([values[-1]] * (size - len(values)))]
 
 
 def _insert(session: Session, table: Any) -> Any:

@@ -14,7 +14,7 @@ from monitor.domain import Item
 from monitor.lang import script_language
 from monitor.models import Feed
 from monitor.models import Item as ItemRow
-from monitor.store._sql import _CHUNK, _statement
+from monitor.store._sql import _CHUNK, _statement, in_list
 
 
 def known_fingerprints(session: Session | sa.Connection, fingerprints: Iterable[str]) -> set[str]:
@@ -25,7 +25,7 @@ def known_fingerprints(session: Session | sa.Connection, fingerprints: Iterable[
     wanted = list(dict.fromkeys(fingerprints))
     known: set[str] = set()
     for start in range(0, len(wanted), _CHUNK):
-        known.update(session.execute(_KNOWN, {"fingerprints": wanted[start:start + _CHUNK]}).scalars())
+        known.update(session.execute(_KNOWN, {"fingerprints": in_list(wanted[start:start + _CHUNK])}).scalars())
     return known
 
 
@@ -77,7 +77,7 @@ def index_for_search(session: Session, item_ids: Sequence[int]) -> None:
         return
     connection = session.connection()
     for start in range(0, len(item_ids), _INDEX_CHUNK):
-        connection.execute(_INDEX, {"ids": list(item_ids[start:start + _INDEX_CHUNK])})
+        connection.execute(_INDEX, {"ids": in_list(item_ids[start:start + _INDEX_CHUNK])})
 
 
 _INDEX_CHUNK = 5000  # ids bound in one statement (SQLite allows 32,766)

@@ -196,3 +196,34 @@ def test_stories_group_rewrites_within_the_window_only(engine: sa.Engine) -> Non
     assert later == late and not joined  # outside the window: a new story
     with session_scope(engine) as session:
         assert store.prune_story_keys(session, before=NOW + timedelta(days=1)) == 2 * BANDS  # items 1 and 3
+
+
+def test_long_in_lists_of_every_length_run_as_a_few_statements(engine: sa.Engine) -> None:
+    # An expanding IN renders one SQL text per list length and the driver keeps a prepared statement
+    # per text: a poll's groups (search index, known fingerprints, story candidates) bring lists of
+    # ever-new lengths, which filled SQLite's statement cache with large statements (tens of MB).
+    # Padded to powers of two, every length from 1 to 3,000 runs as ten texts at most, with the same rows.
+    fid = feed_id(engine)
+    with session_scope(engine) as session:
+        new = store.insert_new_items(session, fid, [item(n) for n in range(40)], alertable=[True] * 40)
+    ids = sorted(item_id for item_id, _it, _ok in new)
+    fingerprints = [item(n).fingerprint for n in range(3000)]  # the first 40 are stored
+    texts: dict[str, set[str]] = {"index": set(), "known": set()}
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "IN (" in statement:
+            texts["index" if "items_fts" in statement else "known"].add(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with session_scope(engine) as session:
+            for n in range(1, 3001, 7):
+                assert store.known_fingerprints(session, fingerprints[:n]) == set(fingerprints[:min(n, 40)])
+                store.index_for_search(session, list(range(10**6, 10**6 + n)))  # ids of no item: indexes none
+            session.rollback()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert 0 < len(texts["known"]) <= 6  # chunks of 200: 8 ... 256
+    if engine.dialect.name == "sqlite":  # PostgreSQL's trigram index follows the table by itself
+        assert 0 < len(texts["index"]) <= 10  # 8 ... 4,096
+    assert len(ids) == 40
