@@ -194,6 +194,17 @@ _FEED_KEPT = frozenset(f"{_ATOM}{name}" for name in ("subtitle", "updated", "gen
                                                      "category"))
 
 
+_ATOM_REPEATABLE = frozenset({f"{_ATOM}link", f"{_ATOM}category"})
+
+
+def _first_time(tag: str, seen: set[str]) -> None:
+    """Refuse an Atom element given twice (feedparser's first/last rules differ by field); links and
+    categories repeat by design."""
+    if tag in seen and tag not in _ATOM_REPEATABLE:
+        raise _Unsupported
+    seen.add(tag)
+
+
 def _read_atom(root: etree._Element) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if set(root.attrib) - {_XML_LANG} or _VERSION_NAMESPACES & {u.lower() for u in root.nsmap.values()}:
         raise _Unsupported  # RSS 0.90/1.0 namespaces declared first change feedparser's idea of the version
@@ -208,9 +219,7 @@ def _read_atom(root: etree._Element) -> tuple[dict[str, Any], list[dict[str, Any
         if tag == f"{_ATOM}entry":
             entries.append(_atom_entry(child))
             continue
-        if tag in seen and tag not in (f"{_ATOM}link", f"{_ATOM}category"):
-            raise _Unsupported
-        seen.add(tag)
+        _first_time(tag, seen)
         if tag == f"{_ATOM}title":
             _atom_text(child, feed, "title")
         elif tag == f"{_ATOM}link":
@@ -233,9 +242,7 @@ def _atom_entry(entry: etree._Element) -> dict[str, Any]:
     seen: set[str] = set()
     for child in _elements(entry):
         tag = child.tag
-        if tag in seen and tag not in (f"{_ATOM}link", f"{_ATOM}category"):
-            raise _Unsupported
-        seen.add(tag)
+        _first_time(tag, seen)
         if tag == f"{_ATOM}title":
             _atom_text(child, raw, "title")
         elif tag == f"{_ATOM}summary":
