@@ -238,15 +238,14 @@ def open_context(settings: Settings, *, now: datetime, migrate: bool | None = No
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     if migrate is None:
         migrate = engine.dialect.name == "sqlite"
-    if migrate:
-        if current_revision(engine) != head_revision():  # at head (most starts): Alembic is not even loaded
+    current, head = current_revision(engine), head_revision()
+    if current != head:  # at head (most starts), Alembic is not even loaded
+        if migrate:
             upgrade(engine)
-    else:
-        current, head = current_revision(engine), head_revision()
-        if current != head:
+        else:
             raise DatabaseError(
-                f"the database {redact_url(engine.url)} is at revision {current or '(empty)'}, the code needs "
-                f"{head}: run 'monitor db upgrade' once, then start the workers"
+                f"the database {redact_url(engine.url)} is at revision {current or '(empty)'}, the code "
+                f"needs {head}: run 'monitor db upgrade' once, then start the workers"
             )
     retry = settings.delivery_retry
     ctx = Context(settings=settings, engine=engine, watchlists=source,

@@ -179,8 +179,7 @@ async def _poll_claims(
                 return feed, started, FetchError(f"{feed.url}: unexpected error: {exc!r}", url=feed.url), None
         prepared = None
         content = None if result.not_modified else result.content
-        pool = workers() if content is not None else None
-        if pool is not None and content is not None:
+        if content is not None and (pool := workers()) is not None:
             plan = MatchPlan(*watchlists, first_poll=feed.first_poll,
                              window_start=now - timedelta(seconds=feed.alert_window_seconds))
             try:  # parsing and matching are CPU-bound: the worker process uses the other core meanwhile
