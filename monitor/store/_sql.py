@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlmodel import Session, col
 
 _CHUNK = 200  # rows per multi-row INSERT (well under SQLite's bound-parameter limit)
@@ -25,6 +27,19 @@ def in_list(values: Sequence[T]) -> list[T]:
         return []
     size = max(8, 1 << (len(values) - 1).bit_length())
     return [*values, *([values[-1]] * (size - len(values)))]
+
+
+def one_of(session: Session, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values``, for long lists of keys or ids.
+
+    On SQLite the list is one JSON parameter read by ``json_each``: one statement text and one bound
+    value whatever the length, where an expanding ``IN`` makes SQLAlchemy render, and the driver bind,
+    every value in Python. Elsewhere an expanding ``IN`` of :func:`in_list`.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        listed = sa.func.json_each(sa.bindparam("listed", json.dumps(values), unique=True))
+        return column.in_(sa.select(sa.column("value")).select_from(listed).scalar_subquery())
+    return column.in_(in_list(values))
 
 
 def _insert(session: Session, table: Any) -> Any:

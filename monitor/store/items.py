@@ -76,15 +76,27 @@ def index_for_search(session: Session, item_ids: Sequence[int]) -> None:
     if not item_ids or session.get_bind().dialect.name != "sqlite":
         return
     connection = session.connection()
-    for start in range(0, len(item_ids), _INDEX_CHUNK):
-        connection.execute(_INDEX, {"ids": in_list(item_ids[start:start + _INDEX_CHUNK])})
+    # The items one transaction inserts have consecutive ids (one writer at a time on SQLite): a range
+    # each binds two values, where an IN list binds (and SQLAlchemy renders) every id.
+    for first, last in id_runs(item_ids):
+        connection.execute(_INDEX_RANGE, {"first": first, "last": last})
 
 
-_INDEX_CHUNK = 5000  # ids bound in one statement (SQLite allows 32,766)
-_INDEX = sa.text(
+def id_runs(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """``ids`` as ranges of consecutive ids, ``(first, last)`` each, in order (duplicates once)."""
+    runs: list[tuple[int, int]] = []
+    for item_id in sorted(set(ids)):
+        if runs and item_id == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], item_id)
+        else:
+            runs.append((item_id, item_id))
+    return runs
+
+
+_INDEX_RANGE = sa.text(
     "INSERT INTO items_fts(rowid, title, summary, content) SELECT id, title, summary, content FROM items "
-    "WHERE id IN :ids"
-).bindparams(sa.bindparam("ids", expanding=True))
+    "WHERE id BETWEEN :first AND :last"
+)
 
 
 def _item_insert(insert: Any) -> Any:

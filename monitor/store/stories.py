@@ -15,7 +15,7 @@ from monitor.ingest import cluster
 from monitor.ingest.cluster import StorySignature, signature_for
 from monitor.models import Item as ItemRow
 from monitor.models import StoryKey
-from monitor.store._sql import in_list
+from monitor.store._sql import one_of
 
 
 def assign_stories(
@@ -42,7 +42,7 @@ def assign_stories(
             sa.select(StoryKey.key, StoryKey.item_id, StoryKey.story_id, StoryKey.published_at)  # type: ignore[call-overload]
             # Only the key condition: with a time range too, SQLite prefers the published_at index and
             # scans every recent key. Out-of-window rows are dropped below (and pruned daily).
-            .where(col(StoryKey.key).in_(in_list(all_keys[start:start + 5000])))
+            .where(one_of(session, col(StoryKey.key), all_keys[start:start + 5000]))
         ):
             if published is None or not lo <= published <= hi:
                 continue
@@ -52,7 +52,7 @@ def assign_stories(
     for start in range(0, len(wanted), 5000):
         for other, blob in session.execute(
             sa.select(ItemRow.id, ItemRow.signature).where(  # type: ignore[call-overload]
-                col(ItemRow.id).in_(in_list(wanted[start:start + 5000])))
+                one_of(session, col(ItemRow.id), wanted[start:start + 5000]))
         ):
             if blob:
                 recent.signatures[other] = _unpack(blob)
