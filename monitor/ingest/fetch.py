@@ -38,7 +38,15 @@ from urllib.request import url2pathname
 import httpx
 
 from monitor.errors import BlockedAddressError, FetchError, HTTPStatusError, TooLargeError
-from monitor.net.guard import ACCEPT_ENCODING, DEFAULT_USER_AGENT, FetchPolicy, build_client, check_url, host_slot
+from monitor.net.guard import (
+    ACCEPT_ENCODING,
+    DEFAULT_USER_AGENT,
+    FetchPolicy,
+    build_client,
+    check_url,
+    host_slot,
+    parse_url,
+)
 from monitor.net.http import (
     MAX_RETRY_AFTER,
     deadline_error,
@@ -155,7 +163,7 @@ async def fetch_feed(client: httpx.AsyncClient, state: FeedState, policy: FetchP
     """
     started = time.perf_counter()
     check_url(state.url, policy)
-    if httpx.URL(state.url).scheme == "file":
+    if parse_url(state.url).scheme == "file":
         return await _fetch_file(state, policy, started)
     try:
         return await _fetch_http(client, state, policy, started)
@@ -182,7 +190,7 @@ async def _fetch_http(
     chain_permanent = True
     budget = _Budget(policy.deadline)
     for _hop in range(policy.max_redirects + 1):
-        async with host_slot(client, httpx.URL(url).host, policy), budget.running(state.url, policy):
+        async with host_slot(client, parse_url(url).host, policy), budget.running(state.url, policy):
             response = await open_guarded(client, "GET", url, policy, headers=headers, content=None)
             try:
                 status = response.status_code
@@ -192,7 +200,7 @@ async def _fetch_http(
                         raise HTTPStatusError(f"{url}: {status} redirect without a Location", url=state.url,
                                               status=status)
                     try:
-                        target = str(httpx.URL(url).join(location.strip()).copy_with(fragment=None))
+                        target = str(parse_url(url).join(location.strip()).copy_with(fragment=None))
                     except (httpx.InvalidURL, ValueError):
                         raise FetchError(f"{url}: redirect to an invalid URL {location!r}",
                                          url=state.url) from None

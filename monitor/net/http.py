@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from monitor.errors import BlockedAddressError, FetchError, HTTPStatusError, TooLargeError
-from monitor.net.guard import FetchPolicy, check_url, is_guarded, resolve_checked
+from monitor.net.guard import FetchPolicy, check_url, is_guarded, parse_url, resolve_checked
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -163,14 +163,14 @@ async def open_guarded(
 ) -> httpx.Response:
     """Send one request (no redirects) through the guard; the caller closes the response."""
     check_url(url, policy)
-    parsed = httpx.URL(url)
+    parsed = parse_url(url)
     if parsed.scheme == "file":
         raise FetchError(f"{url}: file: URLs cannot be requested over HTTP", url=url)
     if not is_guarded(client) and not policy.allow_private_networks:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         await resolve_checked(parsed.host, port, policy, url=url)
     try:
-        request = client.build_request(method, url, headers=headers, content=content)
+        request = client.build_request(method, parsed, headers=headers, content=content)
         return await client.send(request, stream=True, follow_redirects=False)
     except BlockedAddressError as exc:
         raise BlockedAddressError(str(exc).replace(f"{exc.url}: ", f"{url}: ", 1), url=url) from None
