@@ -387,7 +387,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
 # Clients whose connections are guarded at connect time, and per-client,
 # per-host slots that keep one cycle from hammering a single host.
-_GUARDED: weakref.WeakSet[httpx.AsyncClient] = weakref.WeakSet()
+_GUARDED: weakref.WeakKeyDictionary[httpx.AsyncClient, GuardedTransport] = weakref.WeakKeyDictionary()
 _HOST_SLOTS: weakref.WeakKeyDictionary[httpx.AsyncClient, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
@@ -399,14 +399,15 @@ def build_client(policy: FetchPolicy) -> httpx.AsyncClient:
         max_connections=policy.max_connections,
         max_keepalive_connections=policy.max_connections,
     )
+    transport = GuardedTransport(policy, limits)
     client = httpx.AsyncClient(
-        transport=GuardedTransport(policy, limits),
+        transport=transport,
         timeout=httpx.Timeout(policy.timeout),
         follow_redirects=False,
         trust_env=False,
         headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
     )
-    _GUARDED.add(client)
+    _GUARDED[client] = transport
     return client
 
 
@@ -422,3 +423,8 @@ def host_slot(client: httpx.AsyncClient, host: str, policy: FetchPolicy) -> asyn
 def is_guarded(client: httpx.AsyncClient) -> bool:
     """True for clients built by :func:`build_client` (their connections are checked at connect time)."""
     return client in _GUARDED
+
+
+def guarded_transport(client: httpx.AsyncClient) -> GuardedTransport | None:
+    """The transport of a client built by :func:`build_client` (None for any other client)."""
+    return _GUARDED.get(client)

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from monitor.errors import BlockedAddressError, FetchError, HTTPStatusError, TooLargeError
-from monitor.net.guard import FetchPolicy, check_url, is_guarded, parse_url, resolve_checked
+from monitor.net.guard import FetchPolicy, check_url, guarded_transport, is_guarded, parse_url, resolve_checked
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -171,7 +171,15 @@ async def open_guarded(
         await resolve_checked(parsed.host, port, policy, url=url)
     try:
         request = client.build_request(method, parsed, headers=headers, content=content)
-        return await client.send(request, stream=True, follow_redirects=False)
+        transport = guarded_transport(client)
+        if transport is None:
+            return await client.send(request, stream=True, follow_redirects=False)
+        # Our own client: straight to its transport. What the client adds around a request is what
+        # monitor does without (redirects are followed here hop by hop, there is no auth, and no
+        # cookie from one answer is sent with the next request), and it costs a fifth of a request.
+        response = await transport.handle_async_request(request)
+        response.request = request
+        return response
     except BlockedAddressError as exc:
         raise BlockedAddressError(str(exc).replace(f"{exc.url}: ", f"{url}: ", 1), url=url) from None
     except FetchError:

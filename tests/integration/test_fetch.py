@@ -74,6 +74,21 @@ def test_plain_fetch_returns_body_validators_and_sends_user_agent(server: FeedSe
     assert "if-none-match" not in request.headers
 
 
+def test_a_cookie_one_answer_sets_is_not_sent_with_the_next_request(server: FeedServer) -> None:
+    # One client fetches every feed of a cycle: a cookie a server sets must not follow the poller
+    # to its next requests (a feed needs none, and it would link one poll to the next).
+    server.set_route("/cookie.xml", body=SMALL_RSS, headers={"Content-Type": "application/rss+xml",
+                                                             "Set-Cookie": "visitor=abc123; Path=/"})
+
+    async def twice(client: httpx.AsyncClient) -> None:
+        for _ in range(2):
+            await fetch_feed(client, FeedState(server.url("/cookie.xml")), LOOPBACK)
+
+    run_with_client(LOOPBACK, twice)
+    requests = server.requests_to("/cookie.xml")
+    assert len(requests) == 2 and all("cookie" not in r.headers for r in requests)
+
+
 def test_etag_round_trip_gives_not_modified(server: FeedServer) -> None:
     first = fetch(server.url("/etag"))
     assert first.etag == ETAG and first.max_age == 300
