@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint daemon bench clean browser-deps
+.PHONY: run test lint daemon bench clean browser-deps sqlite-schema
 
 $(BIN)/monitor: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@$(BIN)/python -m pip install --quiet -e .
+	@$(BIN)/python -m compileall -q monitor  # every start reads bytecode, even where Python may not write it
 	@touch $@
 
 $(VENV)/.dev-installed: $(BIN)/monitor
@@ -36,6 +37,10 @@ browser-deps:
 
 test: lint browser-deps
 	$(BIN)/pytest -q
+
+## after adding a migration: rewrite the head schema an empty SQLite database is created from
+sqlite-schema: $(BIN)/monitor
+	$(BIN)/python -c "from monitor.db import write_sqlite_schema; write_sqlite_schema()"
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python bench/match.py

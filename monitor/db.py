@@ -6,7 +6,10 @@ through with "database is locked". Read-only work (``status``, ``hits``,
 ``deliveries list``) goes through :func:`read_scope`, whose transactions are
 deferred: in WAL mode they read a snapshot and never wait for a writer, however
 long its transaction. The schema is created and upgraded by Alembic
-(``monitor/migrations``) on SQLite as on PostgreSQL.
+(``monitor/migrations``) on SQLite as on PostgreSQL; an empty SQLite database is
+given the head schema in one go from ``migrations/sqlite_schema.sql``, the DDL the
+migrations leave, written out by :func:`write_sqlite_schema` and checked against
+them by the tests.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_SCHEMA = MIGRATIONS / "sqlite_schema.sql"
+_SCHEMA_HEADER = "-- monitor's SQLite schema at revision "
 READ_ONLY = "monitor_read_only"  # execution option: this connection only reads
 
 
@@ -135,7 +140,14 @@ def _alembic_config(connection: sa.Connection) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``."""
+    """Apply migrations up to ``revision``.
+
+    An empty SQLite database upgraded to the head gets the head schema from ``sqlite_schema.sql``
+    instead (a few milliseconds, where loading Alembic and running every migration takes half a
+    second on a first start), when that file is of the head revision.
+    """
+    if revision == "head" and engine.dialect.name == "sqlite" and _create_sqlite_schema(engine):
+        return
     try:
         with engine.connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
@@ -156,6 +168,84 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         raise DatabaseError(f"cannot migrate the database {redact_url(engine.url)}: {exc.orig}") from exc
     except sa.exc.SQLAlchemyError as exc:
         raise DatabaseError(f"migrating the database {redact_url(engine.url)} failed: {exc}") from exc
+
+
+def _create_sqlite_schema(engine: Engine) -> bool:
+    """Create the head schema in an empty SQLite database from ``sqlite_schema.sql``; False (nothing done)
+    when the database is not empty or the file is missing or of another revision."""
+    try:
+        script = SQLITE_SCHEMA.read_text(encoding="utf-8")
+    except OSError:
+        return False
+    first, _, body = script.partition("\n")
+    revision = first.removeprefix(_SCHEMA_HEADER).strip()
+    if not first.startswith(_SCHEMA_HEADER) or revision != head_revision():
+        return False
+    try:
+        with engine.connect() as connection:
+            with connection.begin():  # BEGIN IMMEDIATE: a second process starting now waits, then finds tables
+                if connection.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar():
+                    return False
+                for statement in _statements(body):
+                    connection.exec_driver_sql(statement)
+                connection.exec_driver_sql("INSERT INTO alembic_version (version_num) VALUES (?)", (revision,))
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(f"cannot create the database {redact_url(engine.url)}: {exc.orig}") from exc
+    return True
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of ``script``, one at a time (a trigger's body holds semicolons of its own)."""
+    import sqlite3
+
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if not pending and (not line.strip() or line.startswith("--")):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise DatabaseError(f"{SQLITE_SCHEMA} ends in an unfinished statement")
+
+
+def sqlite_schema(engine: Engine) -> str:
+    """The schema of a SQLite database migrated to the head, as the script :func:`upgrade` runs on an empty one.
+
+    Every object SQLite does not create by itself, in creation order: tables, indexes, triggers,
+    virtual tables (not their shadow tables, nor the indexes behind UNIQUE and PRIMARY KEY).
+    """
+    with engine.connect() as connection:
+        revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+        rows = connection.exec_driver_sql(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid").all()
+    virtual = [name for _type, name, sql in rows if sql.upper().startswith("CREATE VIRTUAL TABLE")]
+    shadow = tuple(f"{name}_" for name in virtual)
+    # Tables first (SQLite resolves foreign keys when rows are written, not when tables are created),
+    # then indexes, then triggers, each by name: Alembic creates a batch's indexes in no fixed order.
+    rank = {"table": 0, "index": 1, "trigger": 2}
+    kept = sorted(((rank.get(kind, 3), name, sql) for kind, name, sql in rows
+                   if not name.startswith("sqlite_") and not (kind == "table" and name.startswith(shadow))))
+    return f"{_SCHEMA_HEADER}{revision}\n" + "".join(f"\n{sql};\n" for _rank, _name, sql in kept)
+
+
+def write_sqlite_schema(path: Path = SQLITE_SCHEMA) -> None:
+    """Write ``sqlite_schema.sql`` from a database the migrations build (after adding a migration)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        engine = make_engine(f"sqlite:///{folder}/schema.db")
+        try:
+            with engine.connect() as connection:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+                with connection.begin():
+                    from alembic import command
+
+                    command.upgrade(_alembic_config(connection), "head")
+            path.write_text(sqlite_schema(engine), encoding="utf-8")
+        finally:
+            engine.dispose()
 
 
 def current_revision(engine: Engine) -> str | None:
