@@ -255,6 +255,7 @@ async def _poll_claims(
             await asyncio.gather(*running, return_exceptions=True)
 
     def finish(session: Session, batch: GroupBatch) -> None:
+        store.insert_hits(session, batch.hits, now=now)  # one statement for the group's hits, not one per feed
         store.index_for_search(session, batch.new_items)
         # Stories only matter for what is delivered: the items that hit a watchlist (a few in a
         # hundred) are grouped, not the whole stream, which keeps the story index small and writes cheap.
@@ -389,7 +390,7 @@ def _store_outcome(
                 if found is None:  # unseen a moment ago and matched only now: rare (pruned meanwhile)
                     found = matcher.match(document_for(item), on=reference_date(item, now))
                 hits.extend((item_id, m) for m in found)
-        store.insert_hits(session, hits, now=now)
+        batch.hits.extend(hits)  # stored with the group's (GroupWriter)
         hit_items = {item_id for item_id, _m in hits}  # their stories: assigned with the group's (GroupWriter)
         batch.stories.extend((item_id, item, signatures.get(item.fingerprint)) for item_id, item, _ok in new
                              if item_id in hit_items)

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from monitor import store
 from monitor.db import session_scope
-from monitor.domain import Item
+from monitor.domain import Item, Match
 from monitor.ingest.cluster import StorySignature
 
 log = logging.getLogger("monitor")
@@ -42,6 +42,7 @@ class GroupBatch:
     """What the writes of a group leave to be done once for the whole group, in its transaction."""
 
     new_items: list[int] = field(default_factory=list)  # ids of the items inserted (for the search index)
+    hits: list[tuple[int, Match]] = field(default_factory=list)  # the inserted items' matches (item id, match)
     stories: list[StoryItem] = field(default_factory=list)  # the inserted items that need a story
 
 
@@ -54,8 +55,8 @@ MAX_GROUP = 64  # finished feeds waiting for the writer before fetching waits fo
 class FeedWrite:
     """One finished feed, ready to store.
 
-    ``apply`` writes what the feed brought (items, hits) in the session it is given, adds what is done
-    once per group to the :class:`GroupBatch` it is given (search index, stories), and returns the
+    ``apply`` writes what the feed brought (its items) in the session it is given, adds what is done
+    once per group to the :class:`GroupBatch` it is given (hits, search index, stories), and returns the
     state for the feed's row; it may run twice (a failed group is written again feed by feed), so it
     only writes. ``failed`` turns an error in that write into the failure to record.
     """
