@@ -47,6 +47,8 @@ def _leave(code: int | str | None) -> NoReturn:
     slow machine) and has nothing left to do: connections are closed, files flushed. The status is what
     ``sys.exit(code)`` would give.
     """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # under a profiler or tracer (python -m cProfile): it writes its results after main returns
     status = 1
     try:
         atexit._run_exitfuncs()
