@@ -96,3 +96,12 @@ def test_a_command_leaves_with_its_status_its_output_and_its_exit_handlers_run(t
     assert proc.returncode == 2 and "No such option" in proc.stderr and modules
     proc, modules = loaded(tmp_path, "--help")
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith("─╯") and modules
+
+
+def test_a_profiled_command_leaves_its_profile(tmp_path: Path) -> None:
+    # Under a profiler the CLI exits the ordinary way, so ``python -m cProfile`` can write what it measured.
+    out = tmp_path / "help.prof"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "monitor", "--help"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and "status" in proc.stdout
+    assert out.stat().st_size > 0
