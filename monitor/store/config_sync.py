@@ -47,22 +47,25 @@ def sync_config(session: Session, feeds: Sequence[FeedSpec], subscriptions: Sequ
     """
     configured = {f.url: f for f in feeds}
     existing = {row.url: row for row in session.exec(select(Feed))}
+    new_feeds: list[dict[str, object]] = []
     for url, cfg in configured.items():
         row = existing.get(url)
         interval = cfg.interval_seconds
         window = cfg.alert_window_seconds
         if row is None:
-            # Several workers may start at once on a new database: insert-if-absent, never check-then-insert.
-            session.execute(_insert(session, Feed.__table__).values(  # type: ignore[attr-defined]
-                url=url, name=cfg.name, interval_seconds=interval, alert_window_seconds=window, active=True,
-                next_poll_at=now, created_at=now, origin="config", error_count=0,
-            ).on_conflict_do_nothing(index_elements=["url"]))
+            new_feeds.append(dict(url=url, name=cfg.name, interval_seconds=interval, alert_window_seconds=window,
+                                  active=True, next_poll_at=now, created_at=now, origin="config", error_count=0))
         else:
             row.name, row.interval_seconds, row.alert_window_seconds = cfg.name, interval, window
             row.origin, row.paused, row.removed_at = "config", False, None
             if not row.active and row.last_status != 410:
                 row.active, row.next_poll_at = True, now
             session.add(row)
+    if new_feeds:
+        # Several workers may start at once on a new database: insert-if-absent, never check-then-insert.
+        # One statement for all of them (a first start with a large config inserts thousands).
+        session.execute(_insert(session, Feed.__table__).on_conflict_do_nothing(  # type: ignore[attr-defined]
+            index_elements=["url"]), new_feeds)
     for url, row in existing.items():
         if url not in configured and row.active and row.origin == "config":
             row.active = False
