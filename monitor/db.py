@@ -148,6 +148,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """
     if revision == "head" and engine.dialect.name == "sqlite" and _create_sqlite_schema(engine):
         return
+    _migrate(engine, revision)
+
+
+def _migrate(engine: Engine, revision: str) -> None:
+    """Run Alembic's migrations up to ``revision``."""
     try:
         with engine.connect() as connection:
             sqlite = engine.dialect.name == "sqlite"
@@ -213,8 +218,8 @@ def _statements(script: str) -> Iterator[str]:
 def sqlite_schema(engine: Engine) -> str:
     """The schema of a SQLite database migrated to the head, as the script :func:`upgrade` runs on an empty one.
 
-    Every object SQLite does not create by itself, in creation order: tables, indexes, triggers,
-    virtual tables (not their shadow tables, nor the indexes behind UNIQUE and PRIMARY KEY).
+    Every object SQLite does not create by itself (not the virtual tables' shadow tables, nor the indexes
+    behind UNIQUE and PRIMARY KEY): tables, virtual tables among them, then indexes, then triggers.
     """
     with engine.connect() as connection:
         revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
@@ -237,12 +242,7 @@ def write_sqlite_schema(path: Path = SQLITE_SCHEMA) -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = make_engine(f"sqlite:///{folder}/schema.db")
         try:
-            with engine.connect() as connection:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
-                with connection.begin():
-                    from alembic import command
-
-                    command.upgrade(_alembic_config(connection), "head")
+            _migrate(engine, "head")
             path.write_text(sqlite_schema(engine), encoding="utf-8")
         finally:
             engine.dispose()

@@ -54,8 +54,9 @@ __all__ = [
     "GuardedTransport",
     "build_client",
     "check_url",
+    "guarded_transport",
     "host_slot",
-    "is_guarded",
+    "parse_url",
     "resolve_checked",
 ]
 
@@ -420,11 +421,7 @@ def host_slot(client: httpx.AsyncClient, host: str, policy: FetchPolicy) -> asyn
     return slot
 
 
-def is_guarded(client: httpx.AsyncClient) -> bool:
-    """True for clients built by :func:`build_client` (their connections are checked at connect time)."""
-    return client in _GUARDED
-
-
 def guarded_transport(client: httpx.AsyncClient) -> GuardedTransport | None:
-    """The transport of a client built by :func:`build_client` (None for any other client)."""
+    """The transport of a client built by :func:`build_client`, whose connections are checked at connect
+    time (None for any other client)."""
     return _GUARDED.get(client)

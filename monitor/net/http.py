@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from monitor.errors import BlockedAddressError, FetchError, HTTPStatusError, TooLargeError
-from monitor.net.guard import FetchPolicy, check_url, guarded_transport, is_guarded, parse_url, resolve_checked
+from monitor.net.guard import FetchPolicy, check_url, guarded_transport, parse_url, resolve_checked
 
 __all__ = [
     "MAX_RETRY_AFTER",
@@ -166,12 +166,12 @@ async def open_guarded(
     parsed = parse_url(url)
     if parsed.scheme == "file":
         raise FetchError(f"{url}: file: URLs cannot be requested over HTTP", url=url)
-    if not is_guarded(client) and not policy.allow_private_networks:
+    transport = guarded_transport(client)  # None: not our client, so its connections are not checked
+    if transport is None and not policy.allow_private_networks:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         await resolve_checked(parsed.host, port, policy, url=url)
     try:
         request = client.build_request(method, parsed, headers=headers, content=content)
-        transport = guarded_transport(client)
         if transport is None:
             return await client.send(request, stream=True, follow_redirects=False)
         # Our own client: straight to its transport. What the client adds around a request is what
